@@ -2,6 +2,7 @@
 
 #include "core/AtomicFile.h"
 #include "core/Errors.h"
+#include "core/NiftiPrecheck.h"
 
 #include <itkGDCMImageIO.h>
 #include <itkGDCMSeriesFileNames.h>
@@ -10,7 +11,6 @@
 #include <itkImageFileWriter.h>
 #include <itkImageIOFactory.h>
 #include <itkImageSeriesReader.h>
-#include <itk_zlib.h>
 
 #include <unistd.h>
 
@@ -30,8 +30,16 @@ using FloatImage = itk::Image<float, 3>;
 // More voxels than any CT we expect (a 1024x1024x2048 scan); beyond it a header is lying
 // or the file is not a CT, and allocating would only take the machine down.
 constexpr std::uint64_t kMaxVoxels = std::uint64_t(1) << 31;
-// A NIfTI file holds a 348-byte header, 4 bytes of extension flag, optional extensions.
-constexpr std::uint64_t kNiftiMinimumHeader = 352;
+
+// ITK prints its warnings to stderr (e.g. "No Series were found"); every problem we care
+// about becomes an InputError with one clear line instead.
+void silenceItkWarnings() {
+    static const bool silenced = [] {
+        itk::Object::GlobalWarningDisplayOff();
+        return true;
+    }();
+    (void)silenced;
+}
 
 [[noreturn]] void fail(const fs::path& path, const std::string& problem) {
     throw InputError(path.string() + ": " + problem);
@@ -78,69 +86,6 @@ void requireReasonableVoxelCount(const fs::path& path, std::uint64_t voxels) {
     }
 }
 
-// Size of the data inside a gzip file, counted by decompressing up to `enough` bytes.
-// Stops early once `enough` is reached, so it never reads more than it must.
-std::uint64_t gzipPayloadAtLeast(const fs::path& path, std::uint64_t enough, bool& corrupt) {
-    corrupt = false;
-    gzFile file = gzopen(path.c_str(), "rb");
-    if (!file) {
-        corrupt = true;
-        return 0;
-    }
-    std::vector<char> buffer(1 << 20);
-    std::uint64_t total = 0;
-    while (total < enough) {
-        const int got = gzread(file, buffer.data(), unsigned(buffer.size()));
-        if (got < 0) {
-            corrupt = true;
-            break;
-        }
-        if (got == 0) break;
-        total += std::uint64_t(got);
-    }
-    gzclose(file);
-    return total;
-}
-
-// gzip's trailer stores the uncompressed size modulo 2^32: a cheap exact answer for the
-// common single-member file. A truncated file ends in arbitrary bytes, so a value that
-// does not fit the header falls through to counting.
-bool gzipTrailerFits(const fs::path& path, std::uint64_t expectedPayload) {
-    std::ifstream in(path, std::ios::binary);
-    in.seekg(-4, std::ios::end);
-    unsigned char tail[4];
-    if (!in.read(reinterpret_cast<char*>(tail), 4)) return false;
-    const std::uint32_t stored = std::uint32_t(tail[0]) | std::uint32_t(tail[1]) << 8 |
-                                 std::uint32_t(tail[2]) << 16 | std::uint32_t(tail[3]) << 24;
-    const std::uint32_t surplus = stored - std::uint32_t(expectedPayload);  // header + extensions
-    return surplus >= kNiftiMinimumHeader && surplus < kNiftiMinimumHeader + (1u << 20);
-}
-
-// Refuse a header whose dimensions promise more voxel data than the file holds, before
-// anything is allocated for it.
-void requirePayloadPresent(const fs::path& path, std::uint64_t dataBytes) {
-    const std::string ext = fullExtension(path);
-    if (ext == ".nii") {
-        if (fs::file_size(path) < dataBytes + kNiftiMinimumHeader) {
-            std::ostringstream out;
-            out << "file is truncated: the header promises " << dataBytes << " bytes of voxels but the file holds "
-                << fs::file_size(path) << " bytes";
-            fail(path, out.str());
-        }
-    } else if (ext == ".nii.gz") {
-        if (gzipTrailerFits(path, dataBytes)) return;
-        bool corrupt = false;
-        const std::uint64_t payload = gzipPayloadAtLeast(path, dataBytes + kNiftiMinimumHeader, corrupt);
-        if (payload < dataBytes + kNiftiMinimumHeader) {
-            std::ostringstream out;
-            out << (corrupt ? "compressed data is corrupt or truncated" : "file is truncated")
-                << ": the header promises " << dataBytes << " bytes of voxels, the file decompresses to "
-                << payload << " bytes";
-            fail(path, out.str());
-        }
-    }
-}
-
 struct HeaderFacts {
     itk::ImageIOBase::Pointer io;
     std::uint64_t voxels = 0;
@@ -148,6 +93,8 @@ struct HeaderFacts {
 
 // Reads and checks the header only: dimensionality, components, sizes, spacing, data size.
 HeaderFacts inspectHeader(const fs::path& path) {
+    const std::string ext = fullExtension(path);
+    if (ext == ".nii" || ext == ".nii.gz") precheckNifti(path, kMaxVoxels);
     itk::ImageIOBase::Pointer io =
         itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::ReadMode);
     if (!io) fail(path, "not a readable image (format not recognised, or the file is corrupt)");
@@ -180,7 +127,6 @@ HeaderFacts inspectHeader(const fs::path& path) {
         if (!std::isfinite(io->GetOrigin(d))) fail(path, "has a non-finite origin");
     }
     requireReasonableVoxelCount(path, facts.voxels);
-    requirePayloadPresent(path, facts.voxels * io->GetComponentSize());
     return facts;
 }
 
@@ -407,6 +353,7 @@ void writeItkImage(const PlainGeometry& geometry, const Voxel* voxels, const fs:
 }  // namespace
 
 std::vector<DicomSeries> listDicomSeries(const fs::path& folder) {
+    silenceItkWarnings();
     auto names = itk::GDCMSeriesFileNames::New();
     names->SetUseSeriesDetails(false);
     names->SetRecursive(false);
@@ -430,6 +377,7 @@ std::vector<DicomSeries> listDicomSeries(const fs::path& folder) {
 }
 
 PlainCt readCt(const fs::path& path, const std::string& seriesUid) {
+    silenceItkWarnings();
     requireReadableFile(path);
     if (fs::is_directory(path)) return readDicomSeries(path, {}, seriesUid);
     const std::string format = formatName(path);
@@ -448,6 +396,7 @@ PlainCt readCt(const fs::path& path, const std::string& seriesUid) {
 }
 
 PlainImage<std::uint8_t> readLabels(const fs::path& path) {
+    silenceItkWarnings();
     requireReadableFile(path);
     if (fs::is_directory(path)) fail(path, "is a folder; a label map must be a single image file");
     if (formatName(path).empty() || formatName(path) == "DICOM") {
