@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -31,7 +32,8 @@ const Subcommand kSubcommands[] = {
 };
 
 void printUsage(std::ostream& out) {
-    out << "usage: liverseg [view [FILE] [--screenshot PNG]]\n"
+    out << "usage: liverseg [view] [CT] [--mask MASK] [--slice N] [--preset NAME] [--screenshot PNG]\n"
+           "       (liverseg view --help for every viewer option)\n"
            "       liverseg COMMAND [OPTIONS]   (liverseg COMMAND --help for details)\n\n"
            "commands:\n"
            "  view        open the viewer (the default with no command)\n";
@@ -87,6 +89,10 @@ int main(int argc, char** argv) {
     for (const auto& subcommand : kSubcommands) {
         if (first == subcommand.name) return runHeadless(subcommand, std::vector<std::string>(argv + 2, argv + argc));
     }
+#ifdef LIVERSEG_WITH_GUI
+    // `liverseg CT.nii.gz [...]`: a file or folder where a command would be opens the viewer.
+    if (std::filesystem::exists(first)) return liverseg::ui::runViewer(argc, argv);
+#endif
     std::cerr << "liverseg: unknown command '" << first << "'\n\n";
     printUsage(std::cerr);
     return 2;
