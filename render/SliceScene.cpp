@@ -60,15 +60,14 @@ vtkRenderer* SliceScene::renderer() const { return renderer_.GetPointer(); }
 
 void SliceScene::setVolume(std::shared_ptr<const core::CtVolume> volume) {
     for (int index = 0; index < kOverlaySlotCount; ++index) setOverlay(OverlaySlot(index), nullptr);
+    // Detach VTK from the shared voxels before they may go away.
     renderer_->RemoveViewProp(stack_);
     stack_->RemoveImage(ct_.actor);
+    ct_.mapper->RemoveAllInputs();
+    ct_.image = nullptr;
     volume_ = std::move(volume);
-    if (!volume_ || volume_->empty()) {
-        volume_.reset();
-        ct_.image = nullptr;
-        ct_.mapper->RemoveAllInputs();
-        return;
-    }
+    if (volume_ && volume_->empty()) volume_.reset();
+    if (!volume_) return;
     layout_ = axialLayout(volume_->geometry());
     ct_.image = shareAsVtkImage(*volume_);
     ct_.mapper->SetInputData(ct_.image);
@@ -112,12 +111,10 @@ void SliceScene::setOverlay(OverlaySlot slot, std::shared_ptr<const core::LabelM
         core::requireSameGrid(labels->geometry(), volume_->geometry(), "the overlay");
     }
     stack_->RemoveImage(overlay.layer.actor);
+    overlay.layer.mapper->RemoveAllInputs();
+    overlay.layer.image = nullptr;
     overlay.labels = std::move(labels);
-    if (!overlay.labels) {
-        overlay.layer.image = nullptr;
-        overlay.layer.mapper->RemoveAllInputs();
-        return;
-    }
+    if (!overlay.labels) return;
     overlay.layer.image = shareAsVtkImage(*overlay.labels);
     overlay.layer.mapper->SetInputData(overlay.layer.image);
     overlay.layer.actor->SetVisibility(overlay.visible);

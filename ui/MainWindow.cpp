@@ -122,7 +122,10 @@ void MainWindow::buildActions() {
                                .arg(preset.value.window)
                                .arg(preset.value.level));
         const render::WindowLevel value = preset.value;
-        connect(action, &QAction::triggered, this, [this, value]() { sliceView_->setWindowLevel(value); });
+        connect(action, &QAction::triggered, this, [this, value]() {
+            sliceView_->setWindowLevel(value);
+            showWindowLevelStatus(sliceView_->windowLevel());  // a second click must not uncheck it
+        });
         toolBar->addAction(action);
         viewMenu->addAction(action);
     }

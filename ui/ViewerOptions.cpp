@@ -115,6 +115,7 @@ ViewerOptions parseViewerOptions(const std::vector<std::string>& arguments) {
     if (positionals.size() > 1) throw ViewerUsageError("expected at most one CT, got '" + positionals[1] + "' too");
     if (!positionals.empty()) options.ct = positionals.front();
     if (options.mask && !options.ct) throw ViewerUsageError("--mask needs a CT to lie on");
+    if (options.slice && !options.ct) throw ViewerUsageError("--slice needs a CT");
     if (window.has_value() != level.has_value()) throw ViewerUsageError("--window and --level go together");
     if (preset && window) throw ViewerUsageError("give either --preset or --window/--level, not both");
     if (preset) {

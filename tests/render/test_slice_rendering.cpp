@@ -188,7 +188,7 @@ private Q_SLOTS:
         QVERIFY(isGrey(hidden.image.pixel(expectedPixel(hidden, 5, 4))));
     }
 
-    void twoOverlaysShowWhereTheyDisagree() {
+    void twoOverlaysKeepTheirOwnColoursWhereTheyDisagree() {
         auto volume = phantom(Eigen::Matrix3d::Identity());
         showVolume(volume);
         auto maskA = std::make_shared<core::LabelMap>(volume->geometry(), 0);

@@ -180,6 +180,8 @@ private Q_SLOTS:
         bone->trigger();
         QCOMPARE(label(*window_, "windowLabel"), QString("W 1800 L 400"));
         QVERIFY(bone->isChecked());
+        bone->trigger();  // again: still the bone window, still checked
+        QVERIFY(bone->isChecked());
 
         render::SliceView* view = window_->sliceView();
         const QPoint start(view->width() / 2, view->height() / 2);

@@ -50,6 +50,7 @@ private Q_SLOTS:
         QTest::newRow("missing value") << QStringList{"ct.nii.gz", "--mask"} << "--mask";
         QTest::newRow("two CTs") << QStringList{"a.nii", "b.nii"} << "b.nii";
         QTest::newRow("mask without CT") << QStringList{"--mask", "m.nii"} << "CT";
+        QTest::newRow("slice without CT") << QStringList{"--slice", "3"} << "CT";
         QTest::newRow("window without level") << QStringList{"ct.nii", "--window", "400"} << "--level";
         QTest::newRow("preset and window") << QStringList{"--preset", "bone", "--window", "1", "--level", "2"} << "--preset";
         QTest::newRow("unknown preset") << QStringList{"--preset", "brain"} << "abdomen, liver, bone, lung";
