@@ -119,4 +119,13 @@ void Arguments::requireAllUsed() const {
     }
 }
 
+std::vector<std::string> Arguments::takeRemaining() {
+    std::vector<std::string> remaining;
+    for (std::size_t i = 0; i < arguments_.size(); ++i) {
+        if (!used_[i]) remaining.push_back(arguments_[i]);
+        used_[i] = true;
+    }
+    return remaining;
+}
+
 }  // namespace liverseg::app

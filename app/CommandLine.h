@@ -33,6 +33,8 @@ public:
     // Positional arguments; call after taking every option.
     std::vector<std::string> positionals(std::size_t minimum, std::size_t maximum);
     void requireAllUsed() const;
+    // Takes every argument not used yet, in order (for a command with sub-commands).
+    std::vector<std::string> takeRemaining();
 
 private:
     std::string command_;
