@@ -64,8 +64,11 @@ std::vector<SeedTensor> describeStateDict(const torch::nn::Module& module) {
 std::optional<QString> pythonWithTorch() {
     static const std::optional<QString> found = []() -> std::optional<QString> {
         QStringList candidates;
-        if (const char* chosen = std::getenv("LIVERSEG_PYTHON")) candidates << QString::fromUtf8(chosen);
-        candidates << "python3" << "/usr/bin/python3";
+        if (const char* chosen = std::getenv("LIVERSEG_PYTHON")) {
+            candidates << QString::fromUtf8(chosen);  // an explicit choice is the only one tried
+        } else {
+            candidates << "python3" << "/usr/bin/python3";
+        }
         for (const QString& candidate : candidates) {
             QProcess process;
             process.start(candidate, {"-c", "import torch"});

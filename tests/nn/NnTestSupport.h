@@ -28,11 +28,12 @@ std::vector<SeedTensor> seedStateDict(const std::string& architecture);
 // The same description of a module's stateDict().
 std::vector<SeedTensor> describeStateDict(const torch::nn::Module& module);
 
-// A Python interpreter that can `import torch` (LIVERSEG_PYTHON, python3, /usr/bin/python3),
-// or nullopt; looked up once.
+// A Python interpreter that can `import torch`, or nullopt; looked up once. LIVERSEG_PYTHON
+// names the only one to try; otherwise python3, then /usr/bin/python3 (Debian's python3-torch
+// lives there when another python3 comes first on PATH).
 std::optional<QString> pythonWithTorch();
-// Runs the reference on a list of jobs (see seed_networks.py); fails the test on error.
-// Returns false (after QFAIL-style reporting through the message) when it failed.
+// Runs the reference on a list of jobs (see seed_networks.py) in `folder`; false with the
+// reference's stderr in *error when it fails.
 bool runReference(const nlohmann::json& jobs, const std::filesystem::path& folder, QString* error);
 
 double maxAbsDifference(const torch::Tensor& a, const torch::Tensor& b);

@@ -17,6 +17,7 @@ using namespace liverseg;
 namespace {
 
 constexpr double kTolerance = 1e-4;
+constexpr const char* kNoPython = "no python3 with torch (set LIVERSEG_PYTHON); parity not checked";
 
 struct Case {
     std::string name;
@@ -88,10 +89,6 @@ private:
         return std::filesystem::path(folder_.path().toStdString()) / name;
     }
 
-    void requirePython() {
-        if (!test::pythonWithTorch()) QSKIP("no python3 with torch (set LIVERSEG_PYTHON); parity not checked");
-    }
-
     // Compares every output; reports the largest difference and the logits' spread, which
     // must be large enough for the comparison to mean something.
     void compare(const std::string& name, const std::vector<torch::Tensor>& ours, const std::vector<torch::Tensor>& theirs) {
@@ -113,7 +110,7 @@ private Q_SLOTS:
     void initTestCase() { QVERIFY(folder_.isValid()); }
 
     void ourWeightsGiveTheSameLogitsInPython() {
-        requirePython();
+        if (!test::pythonWithTorch()) QSKIP(kNoPython);
         const std::vector<Case> cases = {
             {"unet same", config(nn::Architecture::UNet, 4), {2, 3, 45, 61}},
             {"unet seed", config(nn::Architecture::UNet, 4, nn::UNetPadding::Seed), {2, 3, 148, 156}},
@@ -157,7 +154,7 @@ private Q_SLOTS:
     }
 
     void pythonStateDictsRunHere() {
-        requirePython();
+        if (!test::pythonWithTorch()) QSKIP(kNoPython);
         // torch.save(model.state_dict()) from Python: an OrderedDict with _metadata.
         const std::vector<Case> cases = {
             {"python unet seed", config(nn::Architecture::UNet, 4, nn::UNetPadding::Seed), {1, 3, 140, 150}},
@@ -186,7 +183,7 @@ private Q_SLOTS:
     }
 
     void checkpointsLoadInPython() {
-        requirePython();
+        if (!test::pythonWithTorch()) QSKIP(kNoPython);
         nn::CheckpointInfo info;
         info.config = config(nn::Architecture::UNet, 4);
         const nn::SegmentationNetwork network = nn::makeNetwork(info.config);
@@ -208,7 +205,7 @@ private Q_SLOTS:
     // The reference itself is checked against the seed's state_dict tables at width 64, so
     // matching it means matching the seed.
     void referenceHasTheSeedsKeysAndCounts() {
-        requirePython();
+        if (!test::pythonWithTorch()) QSKIP(kNoPython);
         nlohmann::json jobs = nlohmann::json::array();
         for (const auto architecture : {nn::Architecture::UNet, nn::Architecture::UNet3Plus}) {
             jobs.push_back(job("keys", config(architecture, 64), "", "", file("keys_" + nn::toString(architecture) + ".tsv")));
