@@ -11,6 +11,9 @@
 #include <itkImageFileWriter.h>
 #include <itkImageIOFactory.h>
 #include <itkImageSeriesReader.h>
+#include <itkJPEGImageIO.h>
+#include <itkPNGImageIO.h>
+#include <itkRGBPixel.h>
 
 #include <unistd.h>
 
@@ -413,6 +416,84 @@ void writeImage(const PlainGeometry& geometry, const std::int16_t* voxels, const
 
 void writeImage(const PlainGeometry& geometry, const std::uint8_t* voxels, const fs::path& path) {
     writeItkImage(geometry, voxels, path);
+}
+
+namespace {
+
+itk::ImageIOBase::Pointer pictureIo(const fs::path& path) {
+    const std::string ext = fullExtension(path);
+    if (ext == ".png") return itk::PNGImageIO::New().GetPointer();
+    if (ext == ".jpg" || ext == ".jpeg") return itk::JPEGImageIO::New().GetPointer();
+    fail(path, "unsupported picture type '" + ext + "'; use .png, .jpg or .jpeg");
+}
+
+}  // namespace
+
+PlainPicture readGreyPicture(const fs::path& path) {
+    silenceItkWarnings();
+    requireReadableFile(path);
+    if (fs::is_directory(path)) fail(path, "is a folder, not a picture");
+    itk::ImageIOBase::Pointer io = pictureIo(path);
+    if (!io->CanReadFile(path.c_str())) fail(path, "not a readable " + fullExtension(path).substr(1) + " file");
+    io->SetFileName(path.string());
+    try {
+        io->ReadImageInformation();
+    } catch (const itk::ExceptionObject& error) {
+        fail(path, "cannot read the picture header (" + shortReason(error) + ")");
+    }
+    if (io->GetNumberOfDimensions() != 2) fail(path, "is not a 2D picture");
+    if (io->GetComponentType() != itk::IOComponentEnum::UCHAR) {
+        fail(path, "has " + std::string(io->GetComponentTypeAsString(io->GetComponentType())) +
+                       " samples; expected 8-bit grey");
+    }
+    using GreyPicture = itk::Image<std::uint8_t, 2>;
+    auto reader = itk::ImageFileReader<GreyPicture>::New();
+    reader->SetImageIO(io);
+    reader->SetFileName(path.string());
+    try {
+        reader->Update();
+    } catch (const itk::ExceptionObject& error) {
+        fail(path, "cannot read the picture, the file is corrupt or truncated (" + shortReason(error) + ")");
+    }
+    const GreyPicture& image = *reader->GetOutput();
+    const auto size = image.GetLargestPossibleRegion().GetSize();
+    PlainPicture picture{size[0], size[1], 1, {}};
+    picture.pixels.assign(image.GetBufferPointer(), image.GetBufferPointer() + size[0] * size[1]);
+    return picture;
+}
+
+void writePng(const PlainPicture& picture, const fs::path& path) {
+    if (fullExtension(path) != ".png") throw InputError(path.string() + ": pictures are written as .png");
+    if (picture.width == 0 || picture.height == 0 || (picture.components != 1 && picture.components != 3) ||
+        picture.pixels.size() != picture.width * picture.height * std::size_t(picture.components)) {
+        throw InputError(path.string() + ": refusing to write an empty or inconsistent picture");
+    }
+    const auto write = [&](auto image) {
+        using Image = typename decltype(image)::ObjectType;
+        typename Image::SizeType size;
+        size[0] = picture.width;
+        size[1] = picture.height;
+        image->SetRegions(typename Image::RegionType(size));
+        image->Allocate();
+        std::copy(picture.pixels.begin(), picture.pixels.end(),
+                  reinterpret_cast<std::uint8_t*>(image->GetBufferPointer()));
+        writeAtomically(path, [&](const fs::path& temporary) {
+            auto writer = itk::ImageFileWriter<Image>::New();
+            writer->SetImageIO(itk::PNGImageIO::New());
+            writer->SetFileName(temporary.string());
+            writer->SetInput(image);
+            try {
+                writer->Update();
+            } catch (const itk::ExceptionObject& error) {
+                throw InputError(path.string() + ": cannot write (" + shortReason(error) + ")");
+            }
+        });
+    };
+    if (picture.components == 1) {
+        write(itk::Image<std::uint8_t, 2>::New());
+    } else {
+        write(itk::Image<itk::RGBPixel<std::uint8_t>, 2>::New());
+    }
 }
 
 }  // namespace liverseg::core::itkfiles

@@ -39,4 +39,18 @@ std::vector<DicomSeries> listDicomSeries(const std::filesystem::path& folder);
 void writeImage(const PlainGeometry& geometry, const std::int16_t* voxels, const std::filesystem::path& path);
 void writeImage(const PlainGeometry& geometry, const std::uint8_t* voxels, const std::filesystem::path& path);
 
+// 8-bit 2D pictures (JPEG/PNG slices of 2D datasets, training plots). Row-major, x fastest,
+// `components` values per pixel (1 grey, 3 RGB) interleaved.
+struct PlainPicture {
+    std::size_t width = 0;
+    std::size_t height = 0;
+    int components = 1;
+    std::vector<std::uint8_t> pixels;
+};
+// Reads a .jpg/.jpeg/.png with 8-bit samples as grey (colour converted by luminance, so an
+// image stored as three identical channels keeps its grey values).
+PlainPicture readGreyPicture(const std::filesystem::path& path);
+// Writes an 8-bit grey or RGB PNG atomically.
+void writePng(const PlainPicture& picture, const std::filesystem::path& path);
+
 }  // namespace liverseg::core::itkfiles
