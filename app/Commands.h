@@ -9,5 +9,6 @@ int runInfo(Arguments& arguments);
 int runPhantom(Arguments& arguments);
 int runModel(Arguments& arguments);
 int runPredict(Arguments& arguments);
+int runEvaluate(Arguments& arguments);
 
 }  // namespace liverseg::app

@@ -29,6 +29,7 @@ const Subcommand kSubcommands[] = {
     {"phantom", "write a synthetic abdominal CT phantom and its liver mask", liverseg::app::runPhantom},
     {"model", "describe, create, import, export and run network checkpoints", liverseg::app::runModel},
     {"predict", "segment the liver in a CT with UNet and/or UNet3+", liverseg::app::runPredict},
+    {"evaluate", "score predicted masks against references (Dice, surface distances in mm)", liverseg::app::runEvaluate},
 };
 
 void printUsage(std::ostream& out) {
