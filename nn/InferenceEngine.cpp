@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 
 namespace liverseg::nn {
@@ -85,7 +86,28 @@ torch::Device chooseDevice(DeviceChoice choice) {
     return choice != DeviceChoice::Cpu && cudaPresent ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
 }
 
+// LibTorch 1.13's bf16 ConvTranspose2d fails on the CPU; UpImpl runs these in their
+// weights' dtype, so keeping them fp32 makes the rest of the network bf16.
+void keepTransposedConvolutionsInFloat32(torch::nn::Module& network) {
+    for (const auto& module : network.modules()) {
+        if (auto* transposed = dynamic_cast<torch::nn::ConvTranspose2dImpl*>(module.get())) {
+            transposed->to(torch::kFloat32);
+        }
+    }
+}
+
 }  // namespace
+
+bool cpuHasNativeBf16() {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line)) {
+        if (line.rfind("flags", 0) == 0) {
+            return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos;
+        }
+    }
+    return false;
+}
 
 DeviceChoice parseDeviceChoice(const std::string& text) {
     if (text == "auto") return DeviceChoice::Auto;
@@ -132,9 +154,14 @@ InferenceEngine::InferenceEngine(SegmentationNetwork network, Preprocessing prep
     if (!(options.threshold > 0 && options.threshold < 1)) throw core::InputError("threshold must be in (0, 1)");
     setIntraOpThreads(options.threads);
     state_->device = chooseDevice(options.device);
+    if (options.precision == Precision::Bf16 && state_->device.is_cpu() && !cpuHasNativeBf16()) {
+        throw core::InputError("--precision bf16: this CPU has no native bf16 instructions (avx512_bf16 or amx_bf16), "
+                               "so bf16 would be slower than fp32; use --precision fp32");
+    }
     state_->dtype = options.precision == Precision::Bf16 ? torch::kBFloat16 : torch::kFloat32;
     network->eval();
     network->to(state_->device, state_->dtype);
+    keepTransposedConvolutionsInFloat32(*network);
     state_->network = std::move(network);
     state_->preprocessing = preprocessing;
     state_->options = options;
@@ -145,6 +172,11 @@ InferenceEngine::~InferenceEngine() = default;
 const Preprocessing& InferenceEngine::preprocessing() const { return state_->preprocessing; }
 
 std::string InferenceEngine::deviceName() const { return state_->device.str(); }
+
+at::Tensor InferenceEngine::logits(const at::Tensor& input) const {
+    c10::InferenceMode inferenceMode;
+    return state_->network->forward(input.to(state_->device, state_->dtype)).to(torch::kCPU, torch::kFloat32);
+}
 
 Segmentation InferenceEngine::segment(const core::CtVolume& ct, const InferenceProgress& progress) const {
     const auto started = Clock::now();

@@ -11,6 +11,10 @@
 #include <optional>
 #include <string>
 
+namespace at {
+class Tensor;
+}
+
 namespace liverseg::nn {
 
 class SegmentationNetworkImpl;
@@ -67,6 +71,11 @@ public:
 
     Segmentation segment(const core::CtVolume& ct, const InferenceProgress& progress = {}) const;
 
+    // The prepared network's raw logits for an (N, channels, H, W) float input, on the
+    // engine's device and precision; returned as float32 on the CPU. For parity checks
+    // and benchmarks.
+    at::Tensor logits(const at::Tensor& input) const;
+
     const Preprocessing& preprocessing() const;
     std::string deviceName() const;
 
@@ -74,6 +83,9 @@ private:
     struct State;
     std::unique_ptr<State> state_;
 };
+
+// Whether this CPU computes bf16 natively (avx512_bf16 or amx_bf16 in /proc/cpuinfo).
+bool cpuHasNativeBf16();
 
 // The order in which slices are computed: `first`, then alternately one further below and
 // above, so the slice a viewer shows is ready first and its neighbourhood next.

@@ -59,7 +59,10 @@ UpImpl::UpImpl(int inChannels, int outChannels, int padding)
       conv_(register_module("conv", DoubleConv(inChannels, outChannels, padding))) {}
 
 torch::Tensor UpImpl::forward(const torch::Tensor& deeper, const torch::Tensor& skip) {
-    torch::Tensor upsampled = up_->forward(deeper);
+    // The transposed conv runs in its weights' dtype: LibTorch 1.13's bf16 ConvTranspose2d
+    // is broken on the CPU, so bf16 inference keeps these weights in fp32.
+    const auto weightType = up_->weight.scalar_type();
+    torch::Tensor upsampled = up_->forward(deeper.to(weightType)).to(deeper.scalar_type());
     const std::int64_t rows = skip.size(2) - upsampled.size(2);
     const std::int64_t cols = skip.size(3) - upsampled.size(3);
     if (rows != 0 || cols != 0) {

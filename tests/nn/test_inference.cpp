@@ -2,6 +2,7 @@
 // orientation, slices run visible-first, progress and cancel work, bad input is refused.
 #include "core/Errors.h"
 #include "core/ImageIO.h"
+#include "core/LabelOps.h"
 #include "nn/Checkpoint.h"
 #include "nn/InferenceEngine.h"
 #include "nn/Networks.h"
@@ -151,6 +152,30 @@ private Q_SLOTS:
         progress.cancelled = [&] { return ++batches > 1; };
         QVERIFY_THROWS_EXCEPTION(core::Cancelled, engine.segment(asymmetricCt(), progress));
         QCOMPARE(batches, 2);
+    }
+
+    void bf16StaysCloseToFp32() {
+        const nn::SegmentationNetwork network = tinyNetwork(nn::Architecture::UNet);
+        const nn::StateDict weights = nn::stateDict(*network);
+        nn::InferenceOptions options = cpuOptions();
+        options.precision = nn::Precision::Bf16;
+        if (!nn::cpuHasNativeBf16()) {
+            QVERIFY_THROWS_EXCEPTION(core::InputError, nn::InferenceEngine(network, tinyPreprocessing(), options));
+            QSKIP("no native bf16 on this CPU");
+        }
+        const nn::InferenceEngine bf16(nn::networkFromStateDict(network->config(), weights, "test"), tinyPreprocessing(),
+                                       options);
+        options.precision = nn::Precision::Fp32;
+        const nn::InferenceEngine fp32(nn::networkFromStateDict(network->config(), weights, "test"), tinyPreprocessing(),
+                                       options);
+        const core::CtVolume ct = asymmetricCt();
+        const nn::Segmentation a = fp32.segment(ct), b = bf16.segment(ct);
+        int worst = 0;
+        for (std::size_t i = 0; i < a.probabilities.voxelCount(); ++i) {
+            worst = std::max(worst, std::abs(int(a.probabilities.voxels()[i]) - int(b.probabilities.voxels()[i])));
+        }
+        QVERIFY2(worst <= 8, qPrintable(QString("max probability difference %1/255").arg(worst)));
+        QVERIFY(core::diceCoefficient(a.mask, b.mask) > 0.95);
     }
 
     void nonAxialCtIsRefused() {
