@@ -10,5 +10,6 @@ int runPhantom(Arguments& arguments);
 int runModel(Arguments& arguments);
 int runPredict(Arguments& arguments);
 int runEvaluate(Arguments& arguments);
+int runTrain(Arguments& arguments);
 
 }  // namespace liverseg::app

@@ -30,6 +30,7 @@ const Subcommand kSubcommands[] = {
     {"model", "describe, create, import, export and run network checkpoints", liverseg::app::runModel},
     {"predict", "segment the liver in a CT with UNet and/or UNet3+", liverseg::app::runPredict},
     {"evaluate", "score predicted masks against references (Dice, surface distances in mm)", liverseg::app::runEvaluate},
+    {"train", "train UNet or UNet3+ on a dataset folder (LiTS, MSD/nnU-Net, NIfTI pairs, 2D)", liverseg::app::runTrain},
 };
 
 void printUsage(std::ostream& out) {
