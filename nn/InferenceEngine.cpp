@@ -160,6 +160,7 @@ InferenceEngine::InferenceEngine(SegmentationNetwork network, Preprocessing prep
     }
     state_->dtype = options.precision == Precision::Bf16 ? torch::kBFloat16 : torch::kFloat32;
     network->eval();
+    foldBatchNormForInference(*network);
     network->to(state_->device, state_->dtype);
     keepTransposedConvolutionsInFloat32(*network);
     state_->network = std::move(network);

@@ -60,8 +60,8 @@ struct Segmentation {
 
 class InferenceEngine {
 public:
-    // Prepares `network` for inference (eval mode, device, precision, BatchNorm folded
-    // into the convolutions). Throws core::InputError when the choice cannot be honoured
+    // Takes `network` over and prepares it for inference (eval mode, BatchNorm folded into
+    // the convolutions, device, precision); don't train or save it afterwards. Throws core::InputError when the choice cannot be honoured
     // (CUDA asked for but absent, bf16 unsupported on this CPU).
     InferenceEngine(std::shared_ptr<SegmentationNetworkImpl> network, Preprocessing preprocessing,
                     InferenceOptions options);

@@ -31,6 +31,40 @@ int convPadding(const ModelConfig& config) {
     return config.architecture == Architecture::UNet && config.padding == UNetPadding::Seed ? 0 : 1;
 }
 
+// conv followed by eval-mode bn as one conv: w' = w * g, b' = (b - mean) * g + beta with
+// g = gamma / sqrt(var + eps) per output channel.
+torch::nn::Conv2d foldedConv(const torch::nn::Conv2dImpl& conv, const torch::nn::BatchNorm2dImpl& bn) {
+    torch::NoGradGuard noGrad;
+    const auto& original = conv.options;
+    torch::nn::Conv2dOptions options(original.in_channels(), original.out_channels(), original.kernel_size());
+    options.stride(original.stride()).padding(original.padding()).dilation(original.dilation()).groups(original.groups());
+    options.padding_mode(original.padding_mode()).bias(true);
+    torch::nn::Conv2d folded(options);
+    const torch::Tensor scale = bn.weight / torch::sqrt(bn.running_var + bn.options.eps());
+    folded->weight.copy_(conv.weight * scale.view({-1, 1, 1, 1}));
+    const torch::Tensor bias = conv.bias.defined() ? conv.bias : torch::zeros_like(bn.running_mean);
+    folded->bias.copy_((bias - bn.running_mean) * scale + bn.bias);
+    folded->to(conv.weight.device(), conv.weight.scalar_type());
+    return folded;
+}
+
+// A Sequential of (Conv2d, BatchNorm2d, ReLU) triples as (folded Conv2d, ReLU) pairs; one
+// folded already is returned as it is.
+torch::nn::Sequential foldedSequence(const torch::nn::Sequential& sequence) {
+    if (sequence->size() % 3 != 0 || !std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(sequence->ptr(1))) {
+        return sequence;
+    }
+    torch::nn::Sequential folded;
+    for (std::size_t i = 0; i + 2 < sequence->size(); i += 3) {
+        const auto conv = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(sequence->ptr(i));
+        const auto bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(sequence->ptr(i + 1));
+        if (!conv || !bn) throw std::logic_error("foldBatchNorm: expected (Conv2d, BatchNorm2d, ReLU) blocks");
+        folded->push_back(foldedConv(*conv, *bn));
+        folded->push_back(inplaceRelu());
+    }
+    return folded;
+}
+
 }  // namespace
 
 DoubleConvImpl::DoubleConvImpl(int inChannels, int outChannels, int padding) {
@@ -44,6 +78,11 @@ DoubleConvImpl::DoubleConvImpl(int inChannels, int outChannels, int padding) {
 }
 
 torch::Tensor DoubleConvImpl::forward(const torch::Tensor& x) { return doubleConv_->forward(x); }
+
+void DoubleConvImpl::foldBatchNorm() {
+    const torch::nn::Sequential folded = foldedSequence(doubleConv_);
+    if (folded.ptr() != doubleConv_.ptr()) doubleConv_ = replace_module("double_conv", folded);
+}
 
 DownImpl::DownImpl(int inChannels, int outChannels, int padding) {
     maxpoolConv_ = register_module(
@@ -79,6 +118,18 @@ ConvBnReluImpl::ConvBnReluImpl(int inChannels, int outChannels) {
 }
 
 torch::Tensor ConvBnReluImpl::forward(const torch::Tensor& x) { return convBn_->forward(x); }
+
+void ConvBnReluImpl::foldBatchNorm() {
+    const torch::nn::Sequential folded = foldedSequence(convBn_);
+    if (folded.ptr() != convBn_.ptr()) convBn_ = replace_module("conv_bn", folded);
+}
+
+void foldBatchNormForInference(SegmentationNetworkImpl& network) {
+    for (const auto& module : network.modules()) {
+        if (auto* doubleConv = dynamic_cast<DoubleConvImpl*>(module.get())) doubleConv->foldBatchNorm();
+        if (auto* convBnRelu = dynamic_cast<ConvBnReluImpl*>(module.get())) convBnRelu->foldBatchNorm();
+    }
+}
 
 SegmentationNetworkImpl::SegmentationNetworkImpl(const ModelConfig& config) : config_(config) { config_.validate(); }
 

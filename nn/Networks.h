@@ -16,6 +16,9 @@ class DoubleConvImpl : public torch::nn::Module {
 public:
     DoubleConvImpl(int inChannels, int outChannels, int padding);
     torch::Tensor forward(const torch::Tensor& x);
+    // Inference only: folds each eval-mode BatchNorm into the conv before it, so the block
+    // becomes (conv with bias, ReLU) x 2. The state_dict no longer has the seed's names.
+    void foldBatchNorm();
 
 private:
     torch::nn::Sequential doubleConv_;
@@ -51,6 +54,7 @@ class ConvBnReluImpl : public torch::nn::Module {
 public:
     ConvBnReluImpl(int inChannels, int outChannels);
     torch::Tensor forward(const torch::Tensor& x);
+    void foldBatchNorm();  // as DoubleConvImpl::foldBatchNorm
 
 private:
     torch::nn::Sequential convBn_;
@@ -125,6 +129,10 @@ private:
     torch::nn::Sequential classifier_{nullptr};
 };
 TORCH_MODULE(UNet3Plus);
+
+// Inference only: folds every BatchNorm of `network` into its convolution (same outputs in
+// eval mode up to float rounding, one pass over each activation map fewer).
+void foldBatchNormForInference(SegmentationNetworkImpl& network);
 
 // A new network with LibTorch's default (seeded by torch::manual_seed) initialisation.
 // Throws core::InputError for an invalid config.

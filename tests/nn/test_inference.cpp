@@ -154,6 +154,37 @@ private Q_SLOTS:
         QCOMPARE(batches, 2);
     }
 
+    void foldingBatchNormKeepsTheLogits_data() {
+        QTest::addColumn<int>("architecture");
+        QTest::newRow("unet") << int(nn::Architecture::UNet);
+        QTest::newRow("unet3plus") << int(nn::Architecture::UNet3Plus);
+    }
+    void foldingBatchNormKeepsTheLogits() {
+        QFETCH(int, architecture);
+        const nn::SegmentationNetwork network = tinyNetwork(nn::Architecture(architecture));
+        {
+            // Running statistics far from the defaults, so folding has something to do.
+            torch::NoGradGuard noGrad;
+            for (auto& buffer : network->named_buffers()) {
+                if (buffer.key().find("running_mean") != std::string::npos) buffer.value().uniform_(-0.5, 0.5);
+                if (buffer.key().find("running_var") != std::string::npos) buffer.value().uniform_(0.3, 2.0);
+            }
+        }
+        network->eval();
+        const torch::Tensor input = torch::rand({2, 3, 48, 64});
+        torch::Tensor before;
+        {
+            torch::NoGradGuard noGrad;
+            before = network->forward(input);
+        }
+        const nn::InferenceEngine engine(network, tinyPreprocessing(), cpuOptions());
+        int batchNorms = 0;
+        for (const auto& module : network->modules()) batchNorms += bool(dynamic_cast<torch::nn::BatchNorm2dImpl*>(module.get()));
+        QCOMPARE(batchNorms, 0);
+        const float difference = (engine.logits(input) - before).abs().max().item<float>();
+        QVERIFY2(difference < 1e-4f, qPrintable(QString::number(difference)));
+    }
+
     void bf16StaysCloseToFp32() {
         const nn::SegmentationNetwork network = tinyNetwork(nn::Architecture::UNet);
         const nn::StateDict weights = nn::stateDict(*network);
