@@ -60,6 +60,10 @@ void validateSettings(const DistributedSettings& settings) {
     if (settings.rank < 0 || settings.rank >= settings.worldSize) {
         fail("rank " + std::to_string(settings.rank) + " is outside 0-" + std::to_string(settings.worldSize - 1));
     }
+    if (settings.localWorldSize < 1 || settings.localWorldSize > settings.worldSize) {
+        fail("local world size " + std::to_string(settings.localWorldSize) + " is outside 1-" +
+             std::to_string(settings.worldSize));
+    }
     if (!settings.isDistributed()) return;
     if (settings.masterAddress.empty()) fail("the master address (rank 0's host) is empty");
     if (settings.masterPort < 1 || settings.masterPort > 65535) {
@@ -157,6 +161,7 @@ DistributedSettings parseDistributedSettings(const EnvironmentLookup& lookup) {
     }
     settings.rank = int(readWholeNumber(lookup, "RANK", 0, 0, settings.worldSize - 1, worldNote));
     settings.localRank = int(readWholeNumber(lookup, "LOCAL_RANK", 0, 0, settings.worldSize - 1, worldNote));
+    settings.localWorldSize = int(readWholeNumber(lookup, "LOCAL_WORLD_SIZE", 1, 1, settings.worldSize, worldNote));
     if (settings.isDistributed()) {
         const std::optional<std::string> master = lookup("MASTER_ADDR");
         if (!master || master->empty()) {

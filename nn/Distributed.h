@@ -8,6 +8,7 @@
 //   WORLD_SIZE   number of processes (absent or 1: a single process, every call a no-op)
 //   RANK         this process, 0 .. WORLD_SIZE-1 (rank 0 hosts the store)
 //   LOCAL_RANK   this process among those on its host (picks the GPU); default 0
+//   LOCAL_WORLD_SIZE  processes on this host (they share its cores); default 1
 //   MASTER_ADDR  host name or address of rank 0, reachable from every process
 //   MASTER_PORT  TCP port rank 0 listens on for the rendezvous (default 29500)
 //   LIVERSEG_DIST_TIMEOUT     seconds to wait for the rendezvous (default 60)
@@ -50,6 +51,7 @@ struct DistributedSettings {
     int worldSize = 1;
     int rank = 0;
     int localRank = 0;
+    int localWorldSize = 1;
     std::string masterAddress;
     int masterPort = 29500;
     // How long the rendezvous may take before the processes give up (no infinite hang when
@@ -70,8 +72,8 @@ struct DistributedSettings {
 };
 
 // Reads the variables above through `lookup` (name -> value when set). Throws
-// core::InputError naming the variable and what is wrong: not a whole number, RANK or
-// LOCAL_RANK out of range, MASTER_ADDR missing, a port outside 1-65535, a bad timeout.
+// core::InputError naming the variable and what is wrong: not a whole number, RANK,
+// LOCAL_RANK or LOCAL_WORLD_SIZE out of range, MASTER_ADDR missing, a port outside 1-65535, a bad timeout.
 using EnvironmentLookup = std::function<std::optional<std::string>(const std::string& name)>;
 DistributedSettings parseDistributedSettings(const EnvironmentLookup& lookup);
 // The same from this process's environment.
@@ -104,6 +106,8 @@ public:
     int rank() const { return settings_.rank; }
     int worldSize() const { return settings_.worldSize; }
     int localRank() const { return settings_.localRank; }
+    // Processes on this host: give each availableCores() / localWorldSize() threads.
+    int localWorldSize() const { return settings_.localWorldSize; }
     // Rank 0: the one process that writes checkpoints, logs and progress.
     bool isMain() const { return settings_.rank == 0; }
     bool isDistributed() const { return settings_.isDistributed(); }

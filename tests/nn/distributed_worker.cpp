@@ -5,7 +5,7 @@
 //       trains tests/nn/DistributedScenario's run and writes DIR/rank<R>.pt (state_dict)
 //       and DIR/rank<R>.json ({"losses": [...], "backend": ...}).
 //   distributed_worker benchmark [--width 16] [--side 128] [--batch 4] [--steps 10]
-//                                [--threads 0]
+//                                [--threads N]  (default: cores / LOCAL_WORLD_SIZE)
 //       times UNet training steps on random data; rank 0 prints one JSON line.
 // Exit codes as liverseg's: 0 ok, 2 bad input (core::InputError), 1 anything else.
 #include "core/Errors.h"
@@ -77,8 +77,11 @@ int runScenario(const std::map<std::string, std::string>& options) {
 }
 
 int runBenchmark(const std::map<std::string, std::string>& options) {
-    const int threads = nn::setIntraOpThreads(intOption(options, "threads", 0));
     const std::unique_ptr<nn::DistributedContext> context = nn::DistributedContext::fromEnvironment();
+    // 0: this host's cores shared among its processes.
+    const int requestedThreads = intOption(options, "threads", 0);
+    const int threads = nn::setIntraOpThreads(
+        requestedThreads > 0 ? requestedThreads : std::max(1, nn::availableCores() / context->localWorldSize()));
     const int width = intOption(options, "width", 16);
     const int side = intOption(options, "side", 128);
     const int batch = intOption(options, "batch", 4);

@@ -68,8 +68,8 @@ int freePort() {
 // A worker process with torchrun's variables set (and any inherited ones removed).
 std::unique_ptr<QProcess> startWorker(const QStringList& arguments, const Environment& environment) {
     QProcessEnvironment processEnvironment = QProcessEnvironment::systemEnvironment();
-    for (const char* name : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LIVERSEG_DIST_TIMEOUT",
-                             "LIVERSEG_DIST_OP_TIMEOUT", "GLOO_SOCKET_IFNAME"}) {
+    for (const char* name : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                             "LIVERSEG_DIST_TIMEOUT", "LIVERSEG_DIST_OP_TIMEOUT", "GLOO_SOCKET_IFNAME"}) {
         processEnvironment.remove(name);
     }
     for (const auto& [name, value] : environment) {
@@ -209,6 +209,7 @@ private Q_SLOTS:
         const nn::DistributedSettings rankOne = parse({{"WORLD_SIZE", "4"},
                                                        {"RANK", "1"},
                                                        {"LOCAL_RANK", "1"},
+                                                       {"LOCAL_WORLD_SIZE", "2"},
                                                        {"MASTER_ADDR", "node0.example"},
                                                        {"MASTER_PORT", "29511"},
                                                        {"LIVERSEG_DIST_TIMEOUT", "5"},
@@ -216,6 +217,8 @@ private Q_SLOTS:
         QCOMPARE(rankOne.worldSize, 4);
         QCOMPARE(rankOne.rank, 1);
         QCOMPARE(rankOne.localRank, 1);
+        QCOMPARE(rankOne.localWorldSize, 2);
+        QCOMPARE(single.localWorldSize, 1);
         QCOMPARE(rankOne.masterAddress, std::string("node0.example"));
         QCOMPARE(rankOne.masterPort, 29511);
         QCOMPARE(rankOne.connectTimeout.count(), 5000LL);
@@ -238,6 +241,8 @@ private Q_SLOTS:
         QTest::newRow("port too large") << "WORLD_SIZE=2 RANK=1 MASTER_ADDR=h MASTER_PORT=70000"
                                         << "MASTER_PORT=70000 is outside 1-65535";
         QTest::newRow("local rank") << "WORLD_SIZE=2 RANK=1 LOCAL_RANK=2 MASTER_ADDR=h" << "LOCAL_RANK=2 is outside 0-1";
+        QTest::newRow("local world size") << "WORLD_SIZE=2 RANK=1 LOCAL_WORLD_SIZE=3 MASTER_ADDR=h"
+                                          << "LOCAL_WORLD_SIZE=3 is outside 1-2";
         QTest::newRow("timeout") << "WORLD_SIZE=2 RANK=1 MASTER_ADDR=h LIVERSEG_DIST_TIMEOUT=0"
                                  << "LIVERSEG_DIST_TIMEOUT=0 is outside 1-";
         QTest::newRow("single process, bad rank") << "RANK=3" << "RANK=3 is outside 0-0";
