@@ -11,6 +11,12 @@
 #endif
 #include <torch/torch.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <csignal>
@@ -308,12 +314,41 @@ void waitForAllRanks(c10d::Store& store, const DistributedSettings& settings) {
     }
 }
 
+// This host's address on the route to the master (what a UDP socket "connected" there is
+// bound to; nothing is sent), or nullopt.
+std::optional<std::string> localAddressTowards(const std::string& host, int port) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || !found) return std::nullopt;
+    std::optional<std::string> local;
+    const int handle = ::socket(found->ai_family, SOCK_DGRAM, 0);
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    char text[INET6_ADDRSTRLEN] = {};
+    if (handle >= 0 && ::connect(handle, found->ai_addr, found->ai_addrlen) == 0 &&
+        ::getsockname(handle, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+        const void* raw = address.ss_family == AF_INET6
+                              ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&address)->sin6_addr)
+                              : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&address)->sin_addr);
+        if (::inet_ntop(address.ss_family, raw, text, sizeof text)) local = text;
+    }
+    if (handle >= 0) ::close(handle);
+    ::freeaddrinfo(found);
+    return local;
+}
+
 std::shared_ptr<::gloo::transport::Device> glooDevice(const DistributedSettings& settings) {
     if (!settings.glooInterface.empty()) {
         return c10d::ProcessGroupGloo::createDeviceForInterface(settings.glooInterface);
     }
     // All ranks on this host: keep the data on loopback whatever the host name resolves to.
     if (isLoopback(settings.masterAddress)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+    // Not PyTorch's default (the host name's address), which on Debian is often 127.0.1.1
+    // and unreachable from the other hosts: the address this host reaches the master from.
+    if (const auto local = localAddressTowards(settings.masterAddress, settings.masterPort)) {
+        return c10d::ProcessGroupGloo::createDeviceForHostname(*local);
+    }
     return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 

@@ -64,8 +64,8 @@ struct DistributedSettings {
     std::size_t gradientBucketBytes = 25u << 20;
     // "cpu" -> Gloo; "cuda:N" -> NCCL (only in a LibTorch built with CUDA and NCCL).
     torch::Device device = torch::kCPU;
-    // Gloo's interface (GLOO_SOCKET_IFNAME); empty: the host name's address, or loopback
-    // when MASTER_ADDR is a loopback address.
+    // Gloo's interface (GLOO_SOCKET_IFNAME); empty: loopback when MASTER_ADDR is a loopback
+    // address, otherwise this host's address on its route to MASTER_ADDR.
     std::string glooInterface;
 
     bool isDistributed() const { return worldSize > 1; }
@@ -93,7 +93,8 @@ public:
     // A single process (worldSize 1): every collective is a no-op.
     DistributedContext();
     // Meets the other processes (blocks until all WORLD_SIZE have arrived, at most
-    // settings.connectTimeout). Throws core::InputError for invalid settings, an unreachable
+    // settings.connectTimeout). Ignores SIGPIPE in this process: a peer that vanishes must
+    // surface as a DistributedError, not end this process with a signal. Throws core::InputError for invalid settings, an unreachable
     // master, a port already in use, or a timeout, saying which.
     explicit DistributedContext(const DistributedSettings& settings);
     // distributedSettingsFromEnvironment(), then the constructor above.
