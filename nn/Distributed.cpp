@@ -4,6 +4,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
@@ -180,6 +181,10 @@ DistributedSettings parseDistributedSettings(const EnvironmentLookup& lookup) {
     settings.connectTimeout = readSeconds(lookup, "LIVERSEG_DIST_TIMEOUT", settings.connectTimeout);
     settings.operationTimeout = readSeconds(lookup, "LIVERSEG_DIST_OP_TIMEOUT", settings.operationTimeout);
     settings.glooInterface = lookup("GLOO_SOCKET_IFNAME").value_or("");
+    if (lookup("TORCHELASTIC_USE_AGENT_STORE") == std::optional<std::string>("True")) {
+        settings.agentHostsStore = true;
+        settings.storePrefix = "/worker/attempt_" + lookup("TORCHELASTIC_RESTART_COUNT").value_or("0");
+    }
     return settings;
 }
 
@@ -268,23 +273,26 @@ namespace {
 c10::intrusive_ptr<c10d::Store> connectStore(const DistributedSettings& settings) {
     c10d::TCPStoreOptions options;
     options.port = std::uint16_t(settings.masterPort);
-    options.isServer = settings.rank == 0;
+    options.isServer = settings.rank == 0 && !settings.agentHostsStore;
     options.numWorkers = std::size_t(settings.worldSize);
     // TCPStore's own wait for the workers gives up silently after its timeout; waitForAllRanks
     // waits and says so instead.
     options.waitWorkers = false;
     options.timeout = settings.connectTimeout;
     try {
-        return c10::make_intrusive<c10d::TCPStore>(settings.masterAddress, options);
+        c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(settings.masterAddress, options);
+        if (settings.storePrefix.empty()) return store;
+        return c10::make_intrusive<c10d::PrefixStore>(settings.storePrefix, store);
     } catch (const std::exception& error) {
         const std::string where = "MASTER_ADDR=" + settings.masterAddress + " MASTER_PORT=" +
                                   std::to_string(settings.masterPort);
-        if (settings.rank == 0) {
+        if (options.isServer) {
             throw core::InputError("data-parallel rendezvous failed on rank 0: could not host the store at " + where +
                                    " (is the port free on this host?): " + shortMessage(error));
         }
         throw core::InputError("data-parallel rendezvous failed on rank " + std::to_string(settings.rank) +
-                               ": could not reach rank 0 at " + where + " within " +
+                               ": could not reach " + (settings.agentHostsStore ? "torchrun's store" : "rank 0") +
+                               " at " + where + " within " +
                                secondsText(settings.connectTimeout) + " (is rank 0 running and the port open?): " +
                                shortMessage(error));
     }

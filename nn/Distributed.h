@@ -14,6 +14,9 @@
 //   LIVERSEG_DIST_TIMEOUT     seconds to wait for the rendezvous (default 60)
 //   LIVERSEG_DIST_OP_TIMEOUT  seconds one collective may wait for a slow peer (default 1800)
 //   GLOO_SOCKET_IFNAME        network interface Gloo uses for the data (as in PyTorch)
+// Launched by torchrun itself (TORCHELASTIC_USE_AGENT_STORE=True), torchrun's agent hosts the
+// store and every rank connects to it, under /worker/attempt_<TORCHELASTIC_RESTART_COUNT>/,
+// as torch.distributed does.
 //
 // What keeps the ranks identical (the equivalent of DistributedDataParallel's defaults):
 //   - broadcastParameters() once at the start: every rank starts from rank 0's weights and
@@ -67,6 +70,9 @@ struct DistributedSettings {
     // Gloo's interface (GLOO_SOCKET_IFNAME); empty: loopback when MASTER_ADDR is a loopback
     // address, otherwise this host's address on its route to MASTER_ADDR.
     std::string glooInterface;
+    // torchrun's agent hosts the store (rank 0 does not); keys go under this prefix.
+    bool agentHostsStore = false;
+    std::string storePrefix;
 
     bool isDistributed() const { return worldSize > 1; }
 };

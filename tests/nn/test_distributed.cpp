@@ -69,7 +69,8 @@ int freePort() {
 std::unique_ptr<QProcess> startWorker(const QStringList& arguments, const Environment& environment) {
     QProcessEnvironment processEnvironment = QProcessEnvironment::systemEnvironment();
     for (const char* name : {"WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                             "LIVERSEG_DIST_TIMEOUT", "LIVERSEG_DIST_OP_TIMEOUT", "GLOO_SOCKET_IFNAME"}) {
+                             "LIVERSEG_DIST_TIMEOUT", "LIVERSEG_DIST_OP_TIMEOUT", "GLOO_SOCKET_IFNAME",
+                             "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT"}) {
         processEnvironment.remove(name);
     }
     for (const auto& [name, value] : environment) {
@@ -223,6 +224,14 @@ private Q_SLOTS:
         QCOMPARE(rankOne.masterPort, 29511);
         QCOMPARE(rankOne.connectTimeout.count(), 5000LL);
         QCOMPARE(rankOne.glooInterface, std::string("eth1"));
+        QVERIFY(!rankOne.agentHostsStore);
+        const nn::DistributedSettings underTorchrun = parse({{"WORLD_SIZE", "2"},
+                                                             {"RANK", "0"},
+                                                             {"MASTER_ADDR", "h"},
+                                                             {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                                                             {"TORCHELASTIC_RESTART_COUNT", "3"}});
+        QVERIFY(underTorchrun.agentHostsStore);
+        QCOMPARE(underTorchrun.storePrefix, std::string("/worker/attempt_3"));
         QVERIFY(rankOne.isDistributed());
         // torchrun's default port.
         QCOMPARE(parse({{"WORLD_SIZE", "2"}, {"RANK", "0"}, {"MASTER_ADDR", "h"}}).masterPort, 29500);
@@ -411,6 +420,33 @@ private Q_SLOTS:
         for (std::size_t step = 0; step < losses.size(); ++step) {
             QVERIFY(std::abs(losses[step] - expected.meanLosses[step]) <= 1e-5 * std::abs(expected.meanLosses[step]));
         }
+    }
+
+    // torchrun itself as the launcher: its agent hosts the store and sets the variables.
+    void torchrunCanLaunchTheRanks() {
+        const std::optional<QString> python = test::pythonWithTorch();
+        if (!python) QSKIP("no python3 with torch (torchrun)");
+        QTemporaryDir folder;
+        QProcess launcher;
+        QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
+        environment.insert("OMP_NUM_THREADS", "1");
+        launcher.setProcessEnvironment(environment);
+        // --redirects/--tee: Debian's torchrun (torch 1.13 on Python 3.11) fails on their
+        // defaults ("0" parses to None), and 1 (stdout) is the value that still parses.
+        launcher.start(*python, {"-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+                                 "--master_addr=127.0.0.1", "--master_port=" + QString::number(freePort()),
+                                 "--redirects=1", "--tee=1", "--no_python", QString::fromUtf8(LIVERSEG_DISTRIBUTED_WORKER), "scenario", "--out",
+                                 folder.path()});
+        const Finished finished = finish(launcher, 180000);
+        QVERIFY2(!finished.timedOut && !finished.crashed && finished.exitCode == 0, qPrintable(finished.err));
+        const nn::StateDict rankZero = nn::readStateDictFile(folder.filePath("rank0.pt").toStdString());
+        const nn::StateDict rankOne = nn::readStateDictFile(folder.filePath("rank1.pt").toStdString());
+        QVERIFY2(bitwiseEqual(rankZero, rankOne), "ranks 0 and 1 hold different weights");
+        // The same training as the ranks this test starts itself.
+        test::DistributedScenario scenario;
+        const nn::SegmentationNetwork reference = test::scenarioNetwork(scenario, scenario.initSeed);
+        test::trainReferencePerReplica(scenario, *reference, 2);
+        QVERIFY(largestRelativeDifference(rankZero, nn::stateDict(*reference)).first <= 1e-5);
     }
 
     void rankOutsideTheWorldFailsAtOnceWithExitCode2() {
