@@ -25,8 +25,9 @@
 //     gradient, so the same optimizer step keeps the parameters bitwise equal;
 //   - broadcastBuffers() before every forward, as DDP (broadcast_buffers=True) does: each
 //     rank normalises with its own batch statistics in training mode, and rank 0's running
-//     statistics are the ones kept. Call it once more before validation or saving, so every
-//     rank holds exactly rank 0's model.
+//     statistics are the ones kept. Calling it right after each backward (next to
+//     allReduceGradients) is the same thing and also leaves every rank holding exactly rank
+//     0's model at validation and saving; otherwise call it once more before those.
 // Every rank must make the same sequence of collective calls (same number of steps, same
 // model): shardIndices() gives every rank the same number of samples for that reason.
 #include <torch/nn/module.h>
