@@ -13,6 +13,8 @@
 // sin/exp/pow or <random>'s distributions, whose results differ between libraries.
 #include "core/Phantom.h"
 
+#include "core/LabelOps.h"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -991,52 +993,15 @@ void paintSpine(TissueGrid& grid, const Trunk& trunk, std::uint64_t seed) {
 // The liver mask: the largest 6-connected piece of liver tissue; stray pieces (cut off by
 // the vena cava or the gallbladder) become fat so image and mask agree.
 
-void keepLargestLiverPiece(const TissueGrid& grid, std::vector<std::uint8_t>& mask) {
-    const auto& size = grid.size();
-    const std::size_t nx = size[0], ny = size[1], nz = size[2];
-    std::vector<std::size_t> stack;
-    auto flood = [&](std::size_t start, std::uint8_t from, std::uint8_t to) {
-        std::size_t count = 0;
-        stack.assign(1, start);
-        mask[start] = to;
-        while (!stack.empty()) {
-            const std::size_t v = stack.back();
-            stack.pop_back();
-            ++count;
-            const std::size_t x = v % nx, y = (v / nx) % ny, z = v / (nx * ny);
-            auto visit = [&](std::size_t n) {
-                if (mask[n] == from) {
-                    mask[n] = to;
-                    stack.push_back(n);
-                }
-            };
-            if (x > 0) visit(v - 1);
-            if (x + 1 < nx) visit(v + 1);
-            if (y > 0) visit(v - nx);
-            if (y + 1 < ny) visit(v + nx);
-            if (z > 0) visit(v - nx * ny);
-            if (z + 1 < nz) visit(v + nx * ny);
-        }
-        return count;
-    };
-    std::size_t largest = 0, largestStart = 0;
-    for (std::size_t v = 0; v < mask.size(); ++v) {
-        if (mask[v] != 1) continue;
-        const std::size_t count = flood(v, 1, 2);
-        if (count > largest) largest = count, largestStart = v;
-    }
-    if (largest > 0) flood(largestStart, 2, 3);
-}
-
 LabelMap liverMask(TissueGrid& grid, const Geometry& geometry) {
-    std::vector<std::uint8_t> mask(grid.tissue().size());
-    for (std::size_t v = 0; v < mask.size(); ++v) mask[v] = isLiverTissue(grid.tissue()[v]) ? 1 : 0;
-    keepLargestLiverPiece(grid, mask);
-    for (std::size_t v = 0; v < mask.size(); ++v) {
-        if (mask[v] == 2) grid.tissue()[v] = Tissue::VisceralFat;
-        mask[v] = mask[v] == 3 ? 1 : 0;
+    std::vector<std::uint8_t> voxels(grid.tissue().size());
+    for (std::size_t v = 0; v < voxels.size(); ++v) voxels[v] = isLiverTissue(grid.tissue()[v]) ? 1 : 0;
+    LabelMap mask(geometry, std::move(voxels));
+    keepLargestComponent(mask);
+    for (std::size_t v = 0; v < mask.voxelCount(); ++v) {
+        if (mask.voxels()[v] == 0 && isLiverTissue(grid.tissue()[v])) grid.tissue()[v] = Tissue::VisceralFat;
     }
-    return LabelMap(geometry, std::move(mask));
+    return mask;
 }
 
 // ---------------------------------------------------------------------------------------
