@@ -1,5 +1,6 @@
 #include "app/Commands.h"
 #include "app/TerminalProgress.h"
+#include "core/AtomicFile.h"
 #include "core/Dataset.h"
 #include "core/Errors.h"
 #include "core/SliceCache.h"
@@ -203,9 +204,12 @@ RunSettings settingsFromJson(const json& stored, const fs::path& file) {
 }
 
 void writeJsonFile(const fs::path& file, const json& value) {
-    std::ofstream out(file, std::ios::trunc);
-    out << value.dump(2) << "\n";
-    if (!out) throw core::InputError(file.string() + ": cannot write");
+    core::writeAtomically(file, [&](const fs::path& temporary) {
+        std::ofstream out(temporary, std::ios::trunc);
+        out << value.dump(2) << "\n";
+        out.flush();
+        if (!out) throw core::InputError(file.string() + ": cannot write");
+    });
 }
 
 json readJsonFile(const fs::path& file) {
@@ -384,8 +388,10 @@ int runTrain(Arguments& arguments) {
     if (resume) {
         trainer.loadState(folder.resumeFile());
         writeJsonFile(runFile, extra);  // --epochs may have changed
-        std::cerr << "liverseg train: resuming at epoch " << trainer.epoch() + 1 << ", step " << trainer.stepInEpoch() << "/"
-                  << trainer.stepsPerEpoch() << "\n";
+        if (trainer.epoch() < settings.training.epochs) {
+            std::cerr << "liverseg train: resuming at epoch " << trainer.epoch() + 1 << ", step " << trainer.stepInEpoch()
+                      << "/" << trainer.stepsPerEpoch() << "\n";
+        }
     } else {
         writeJsonFile(runFile, extra);
         nn::TrainingRunFolder::writeSplit(out, dataset, split);
@@ -394,7 +400,8 @@ int runTrain(Arguments& arguments) {
     std::cerr << "liverseg train: " << settings.config.describe() << ", " << network->parameterCount() << " parameters, "
               << trainer.stepsPerEpoch() << " steps per epoch, " << threadsInUse << " thread(s)\n";
     if (trainer.epoch() >= settings.training.epochs) {
-        std::cerr << "liverseg train: the run already finished its " << settings.training.epochs << " epochs\n";
+        std::cerr << "liverseg train: the run already finished its " << settings.training.epochs
+                  << " epochs; give --epochs N with --resume to train longer\n";
         return 0;
     }
 
