@@ -385,18 +385,21 @@ int runTrain(Arguments& arguments) {
     nn::Trainer trainer(network, nn::makeTrainingData(cache, dataset, split), settings.training);
     nn::TrainingRunFolder folder(out, info);
     json extra = toJson(settings);
-    if (resume) {
+    // A run killed before it saved any state (e.g. by SIGKILL in its first epoch) starts over
+    // with its stored settings and split.
+    const bool hasState = resume && fs::is_regular_file(folder.resumeFile());
+    if (hasState) {
         trainer.loadState(folder.resumeFile());
-        writeJsonFile(runFile, extra);  // --epochs may have changed
         if (trainer.epoch() < settings.training.epochs) {
             std::cerr << "liverseg train: resuming at epoch " << trainer.epoch() + 1 << ", step " << trainer.stepInEpoch()
                       << "/" << trainer.stepsPerEpoch() << "\n";
         }
-    } else {
-        writeJsonFile(runFile, extra);
-        nn::TrainingRunFolder::writeSplit(out, dataset, split);
+    } else if (resume) {
+        std::cerr << "liverseg train: " << folder.resumeFile().string() << " was never saved; starting the run over\n";
     }
-    folder.startLogs(trainer, resume);
+    writeJsonFile(runFile, extra);  // on resume, --epochs may have changed
+    if (!resume) nn::TrainingRunFolder::writeSplit(out, dataset, split);
+    folder.startLogs(trainer, hasState);
     std::cerr << "liverseg train: " << settings.config.describe() << ", " << network->parameterCount() << " parameters, "
               << trainer.stepsPerEpoch() << " steps per epoch, " << threadsInUse << " thread(s)\n";
     if (trainer.epoch() >= settings.training.epochs) {

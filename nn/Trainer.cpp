@@ -653,6 +653,7 @@ void TrainingRunFolder::drawCurves() const {
     const auto xOf = [&](std::int64_t step) { return left + (right - left) * double(step) / double(lastStep); };
     const auto yOf = [&](double fraction) { return bottom - (bottom - top) * std::clamp(fraction, 0.0, 1.0); };
     for (std::size_t i = 1; i < stepLosses_.size(); ++i) {
+        if (!std::isfinite(stepLosses_[i - 1].second) || !std::isfinite(stepLosses_[i].second)) continue;  // diverged steps
         canvas.line(xOf(stepLosses_[i - 1].first), yOf(stepLosses_[i - 1].second / maxLoss), xOf(stepLosses_[i].first),
                     yOf(stepLosses_[i].second / maxLoss), lossColour);
     }

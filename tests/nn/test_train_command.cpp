@@ -215,6 +215,14 @@ private Q_SLOTS:
         QVERIFY2(resumed.err.contains("resuming at epoch"), qPrintable(resumed.err));
         QCOMPARE(rows(run / "steps.csv"), std::size_t(6));
         QCOMPARE(rows(run / "epochs.csv"), std::size_t(2));
+
+        // A run that never saved a state (killed hard in its first epoch) starts over.
+        fs::remove(run / "resume.pt");
+        const test::ProcessResult restarted =
+            test::runLiverseg({"train", "--out", path(run), "--resume", "--epochs", "1", "--threads", "1"});
+        QVERIFY2(restarted.exitCode == 0, qPrintable(restarted.err));
+        QVERIFY2(restarted.err.contains("starting the run over"), qPrintable(restarted.err));
+        QCOMPARE(rows(run / "steps.csv"), std::size_t(3));
     }
 };
 
