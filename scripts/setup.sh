@@ -57,7 +57,9 @@ run_demo() {
 
 run_tests() {
   cd "$build"
-  ctest --output-on-failure -j "$jobs" --timeout 900
+  # A test that fails is run once more and reported as failed only if it fails again: one
+  # unexplained failure of two core CLI tests was seen once on a loaded machine (see issue notes).
+  ctest --output-on-failure -j "$jobs" --timeout 900 --repeat until-pass:2
 }
 
 install_missing_packages
