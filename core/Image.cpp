@@ -97,4 +97,14 @@ bool isOblique(const Eigen::Matrix3d& direction, double tolerance) {
     return false;
 }
 
+std::optional<AxialView> axialView(const Eigen::Matrix3d& direction) {
+    Eigen::Index columnsAxis = 0, rowsAxis = 0, slicesAxis = 0;
+    direction.col(0).cwiseAbs().maxCoeff(&columnsAxis);
+    direction.col(1).cwiseAbs().maxCoeff(&rowsAxis);
+    direction.col(2).cwiseAbs().maxCoeff(&slicesAxis);
+    if (columnsAxis != 0 || rowsAxis != 1 || slicesAxis != 2) return std::nullopt;
+    // LPS: +x points to the patient's left, +y posterior, +z superior.
+    return AxialView{direction(0, 0) < 0, direction(1, 1) < 0, direction(2, 2) < 0};
+}
+
 }  // namespace liverseg::core

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,4 +89,15 @@ namespace liverseg::core {
 // Oblique axes take the letter of their largest component.
 std::string orientationCode(const Eigen::Matrix3d& direction);
 bool isOblique(const Eigen::Matrix3d& direction, double tolerance = 1e-3);
+
+// How to read a volume's axial slices in radiological view, as the networks see them:
+// columns from the patient's right to left, rows from anterior to posterior, slices from
+// inferior to superior. nullopt when the index axes are not (near) x, y, z: the slices are
+// not axial.
+struct AxialView {
+    bool flipColumns = false;
+    bool flipRows = false;
+    bool flipSlices = false;
+};
+std::optional<AxialView> axialView(const Eigen::Matrix3d& direction);
 }  // namespace liverseg::core

@@ -99,25 +99,13 @@ void appendThresholded(const std::vector<float>& values, std::vector<std::uint8_
     for (float value : values) out.push_back(value >= 0.5f ? 1 : 0);
 }
 
-// Axial slices in radiological view: columns from the patient's right to left, rows from
-// anterior to posterior, slices from inferior to superior (as the inference engine shows
-// them to the network).
-struct AxialView {
-    bool flipColumns = false;
-    bool flipRows = false;
-    bool flipSlices = false;
-};
-
-AxialView axialView(const Geometry& geometry, const fs::path& path) {
-    Eigen::Index columnsAxis = 0, rowsAxis = 0, slicesAxis = 0;
-    geometry.direction.col(0).cwiseAbs().maxCoeff(&columnsAxis);
-    geometry.direction.col(1).cwiseAbs().maxCoeff(&rowsAxis);
-    geometry.direction.col(2).cwiseAbs().maxCoeff(&slicesAxis);
-    if (columnsAxis != 0 || rowsAxis != 1 || slicesAxis != 2) {
+AxialView requireAxialView(const Geometry& geometry, const fs::path& path) {
+    const std::optional<AxialView> view = axialView(geometry.direction);
+    if (!view) {
         throw InputError(path.string() + ": stored as " + orientationCode(geometry.direction) +
                          " slices, not axial; reorient it (e.g. to LPS or RAS) to train on it");
     }
-    return {geometry.direction(0, 0) < 0, geometry.direction(1, 1) < 0, geometry.direction(2, 2) < 0};
+    return *view;
 }
 
 void requireLiverLabelsChosen(const LabelMap& labels, const SlicePreparation& preparation, const fs::path& path) {
@@ -139,7 +127,7 @@ PreparedSlices prepareVolume(const DatasetCase& item, const SlicePreparation& pr
     const LabelMap labels = readLabelMapOnGrid(item.mask, ct.geometry());
     requireLiverLabelsChosen(labels, preparation, item.mask);
     const Geometry& geometry = ct.geometry();
-    const AxialView view = axialView(geometry, item.image);
+    const AxialView view = requireAxialView(geometry, item.image);
     const auto [nx, ny, nz] = ct.size();
     const std::size_t width = resampledLength(nx, geometry.spacing[0], preparation.pixelSpacingMm);
     const std::size_t height = resampledLength(ny, geometry.spacing[1], preparation.pixelSpacingMm);

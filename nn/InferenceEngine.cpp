@@ -22,26 +22,13 @@ double secondsSince(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// How the volume's index axes map onto the network's view: axial slices shown
-// radiologically (columns run from the patient's right to left, rows from anterior to
-// posterior), neighbours ordered from inferior to superior.
-struct SliceFrame {
-    bool flipColumns = false;
-    bool flipRows = false;
-    bool flipSlices = false;
-};
-
-SliceFrame axialFrame(const core::Geometry& geometry) {
-    Eigen::Index axisOfColumns = 0, axisOfRows = 0, axisOfSlices = 0;
-    geometry.direction.col(0).cwiseAbs().maxCoeff(&axisOfColumns);
-    geometry.direction.col(1).cwiseAbs().maxCoeff(&axisOfRows);
-    geometry.direction.col(2).cwiseAbs().maxCoeff(&axisOfSlices);
-    if (axisOfColumns != 0 || axisOfRows != 1 || axisOfSlices != 2) {
+core::AxialView requireAxialView(const core::Geometry& geometry) {
+    const std::optional<core::AxialView> view = core::axialView(geometry.direction);
+    if (!view) {
         throw core::InputError("the CT is stored as " + core::orientationCode(geometry.direction) +
                                " slices, not axial: the networks take axial slices (reorient it, e.g. to LPS or RAS)");
     }
-    // LPS: +x points to the patient's left, +y posterior, +z superior.
-    return {geometry.direction(0, 0) < 0, geometry.direction(1, 1) < 0, geometry.direction(2, 2) < 0};
+    return *view;
 }
 
 // Input side the network needs to produce at least `needed` output pixels, and where the
@@ -62,7 +49,7 @@ PaddedSide paddedSide(const ModelConfig& config, std::int64_t needed) {
     }
 }
 
-core::Plane windowedPlane(const core::CtVolume& ct, std::size_t z, const Preprocessing& pre, const SliceFrame& frame) {
+core::Plane windowedPlane(const core::CtVolume& ct, std::size_t z, const Preprocessing& pre, const core::AxialView& frame) {
     const auto [nx, ny, nz] = ct.size();
     const std::int16_t* slice = ct.slice(frame.flipSlices ? nz - 1 - z : z);
     const float low = float(pre.windowLowHu), scale = float(1.0 / (pre.windowHighHu - pre.windowLowHu));
@@ -182,7 +169,7 @@ at::Tensor InferenceEngine::logits(const at::Tensor& input) const {
 Segmentation InferenceEngine::segment(const core::CtVolume& ct, const InferenceProgress& progress) const {
     const auto started = Clock::now();
     const core::Geometry& geometry = ct.geometry();
-    const SliceFrame frame = axialFrame(geometry);
+    const core::AxialView frame = requireAxialView(geometry);
     const Preprocessing& pre = state_->preprocessing;
     const ModelConfig& config = state_->network->config();
     const auto [nx, ny, nz] = ct.size();
