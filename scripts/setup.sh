@@ -13,7 +13,7 @@ jobs="$(nproc)"
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
-  qt6-base-dev libvtk9-dev libinsighttoolkit5-dev libgdcm-tools
+  qt6-base-dev libqt6opengl6-dev libvtk9-dev libinsighttoolkit5-dev libgdcm-tools
   libtorch-dev libgloo-dev libopenblas0-pthread libeigen3-dev nlohmann-json3-dev zlib1g-dev
   xvfb xauth libgl1-mesa-dri
   python3 python3-torch python3-numpy
