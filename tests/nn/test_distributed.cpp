@@ -48,23 +48,6 @@ QString parseError(const Environment& environment) {
     return {};
 }
 
-// A TCP port on 127.0.0.1 that nothing listens on right now.
-int freePort() {
-    const int socketHandle = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = 0;
-    socklen_t length = sizeof address;
-    if (socketHandle < 0 || ::bind(socketHandle, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::getsockname(socketHandle, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-        qFatal("no free port");
-    }
-    const int port = ntohs(address.sin_port);
-    ::close(socketHandle);
-    return port;
-}
-
 // A worker process with torchrun's variables set (and any inherited ones removed).
 std::unique_ptr<QProcess> startWorker(const QStringList& arguments, const Environment& environment) {
     QProcessEnvironment processEnvironment = QProcessEnvironment::systemEnvironment();
@@ -120,7 +103,7 @@ struct RankResult {
 
 // Runs the scenario on two ranks; fails the test (returns empty) unless both succeed.
 std::vector<RankResult> runTwoRanks(const QTemporaryDir& folder, const QStringList& extraArguments) {
-    const int port = freePort();
+    const int port = test::freeLoopbackPort();
     QStringList arguments{"scenario", "--out", folder.path()};
     arguments += extraArguments;
     std::vector<std::unique_ptr<QProcess>> processes;
@@ -434,7 +417,7 @@ private Q_SLOTS:
         // --redirects/--tee: Debian's torchrun (torch 1.13 on Python 3.11) fails on their
         // defaults ("0" parses to None), and 1 (stdout) is the value that still parses.
         launcher.start(*python, {"-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-                                 "--master_addr=127.0.0.1", "--master_port=" + QString::number(freePort()),
+                                 "--master_addr=127.0.0.1", "--master_port=" + QString::number(test::freeLoopbackPort()),
                                  "--redirects=1", "--tee=1", "--no_python", QString::fromUtf8(LIVERSEG_DISTRIBUTED_WORKER), "scenario", "--out",
                                  folder.path()});
         const Finished finished = finish(launcher, 180000);
@@ -453,7 +436,7 @@ private Q_SLOTS:
         QElapsedTimer timer;
         timer.start();
         QTemporaryDir folder;
-        Environment environment = rankEnvironment(5, 2, freePort());
+        Environment environment = rankEnvironment(5, 2, test::freeLoopbackPort());
         const auto process = startWorker({"scenario", "--out", folder.path()}, environment);
         const Finished finished = finish(*process, 30000);
         QVERIFY(!finished.timedOut && !finished.crashed);
@@ -465,7 +448,7 @@ private Q_SLOTS:
 
     void unreachableMasterTimesOutWithExitCode2() {
         QTemporaryDir folder;
-        Environment environment = rankEnvironment(1, 2, freePort());  // nobody hosts rank 0
+        Environment environment = rankEnvironment(1, 2, test::freeLoopbackPort());  // nobody hosts rank 0
         environment["LIVERSEG_DIST_TIMEOUT"] = "2";
         QElapsedTimer timer;
         timer.start();
@@ -481,7 +464,7 @@ private Q_SLOTS:
 
     void masterWithoutPeersTimesOutWithExitCode2() {
         QTemporaryDir folder;
-        Environment environment = rankEnvironment(0, 2, freePort());  // rank 1 never comes
+        Environment environment = rankEnvironment(0, 2, test::freeLoopbackPort());  // rank 1 never comes
         environment["LIVERSEG_DIST_TIMEOUT"] = "2";
         const auto process = startWorker({"scenario", "--out", folder.path()}, environment);
         const Finished finished = finish(*process, 60000);
@@ -514,7 +497,7 @@ private Q_SLOTS:
     // A rank that dies mid-training makes the other fail with an error, not hang or crash.
     void peerThatStopsMidTrainingIsAnErrorNotAHang() {
         QTemporaryDir folder;
-        const int port = freePort();
+        const int port = test::freeLoopbackPort();
         const QStringList arguments{"scenario", "--out", folder.path()};
         const auto rankZero = startWorker(arguments, rankEnvironment(0, 2, port));
         const auto rankOne = startWorker(arguments + QStringList{"--stop-after-steps", "2"}, rankEnvironment(1, 2, port));

@@ -1,7 +1,14 @@
 #include "tests/support/TestSupport.h"
 
+#include "core/ImageIO.h"
+#include "core/Phantom.h"
+
 #include <Eigen/Geometry>
 #include <QProcess>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -33,6 +40,35 @@ ProcessResult runLiverseg(const QStringList& arguments, int timeoutMs) {
     result.out = QString::fromUtf8(process.readAllStandardOutput());
     result.err = QString::fromUtf8(process.readAllStandardError());
     return result;
+}
+
+void writePhantomCases(const std::filesystem::path& folder, int count, std::size_t side, std::size_t slices) {
+    for (int i = 0; i < count; ++i) {
+        core::PhantomOptions options;
+        options.seed = std::uint64_t(i + 1);
+        options.size = {side, side, slices};
+        const core::PhantomCase phantom = core::makeAbdominalPhantom(options);
+        const std::filesystem::path caseFolder = folder / ("phantom" + std::to_string(i));
+        std::filesystem::create_directories(caseFolder);
+        core::writeCtVolume(phantom.ct, caseFolder / "ct.nii.gz");
+        core::writeLabelMap(phantom.liver, caseFolder / "liver.nii.gz");
+    }
+}
+
+int freeLoopbackPort() {
+    const int socketHandle = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    socklen_t length = sizeof address;
+    if (socketHandle < 0 || ::bind(socketHandle, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::getsockname(socketHandle, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+        throw std::runtime_error("no free TCP port on 127.0.0.1");
+    }
+    const int port = ntohs(address.sin_port);
+    ::close(socketHandle);
+    return port;
 }
 
 core::Geometry obliqueGeometry(std::size_t nx, std::size_t ny, std::size_t nz) {
