@@ -1,9 +1,11 @@
 #include "app/Commands.h"
+#include "app/StopSignals.h"
 #include "app/TerminalProgress.h"
 #include "core/AtomicFile.h"
 #include "core/Dataset.h"
 #include "core/Errors.h"
 #include "core/SliceCache.h"
+#include "nn/Distributed.h"
 #include "nn/Networks.h"
 #include "nn/Threads.h"
 #include "nn/Trainer.h"
@@ -14,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstring>
@@ -61,6 +64,13 @@ Options:
   --lr X                     Adam learning rate (default 5e-4)
   --loss bce|bce+dice        (default bce: BCEWithLogits, as the seed)
   --augment                  flips, rotation +-15 deg, scale 0.85-1.15, intensity jitter
+  --brightness-jitter F      with --augment: input shifted by up to +-F (default 0.05; the
+                             input is the window mapped to [0,1], so 0.25 of a 160 HU window
+                             is +-40 HU, e.g. for other contrast phases than the data's)
+  --contrast-jitter F        with --augment: contrast scaled by 1 +- F (default 0.15)
+  --frozen-batchnorm         BatchNorm uses and keeps its running statistics (no batch
+                             statistics): for tiny batches; N processes then compute exactly
+                             the gradient of one process on their combined batch
   --seed S                   network initialisation, split, order, augmentation (default 1)
   --liver-labels 1,2         mask values that are liver (default: every non-zero value;
                              TotalSegmentator maps: 5)
@@ -78,51 +88,20 @@ Options:
                              on stdout
   --resume                   continue the run in RUN_DIR (only --epochs, --threads,
                              --progress, --data and --cache may be given with it)
+
+Data-parallel training (several processes, hosts or GPUs), configured as torchrun does:
+  WORLD_SIZE, RANK, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT
+Every rank runs the same command; they meet through c10d's TCPStore on MASTER_ADDR, average
+gradients with Gloo, each trains on its share of every batch (--batch is per rank), and
+rank 0 alone writes the run folder. --threads defaults to the cores / LOCAL_WORLD_SIZE.
+Every rank must see the dataset; with --resume every rank must see RUN_DIR/resume.pt.
 )";
 
 // Options fixed when a run starts; --resume takes them from train.json.
 const char* kFixedOptions[] = {"--arch", "--variant", "--padding", "--width", "--steps-per-epoch", "--batch", "--lr",
+                               "--brightness-jitter", "--contrast-jitter",
                                "--loss", "--seed", "--liver-labels", "--mask-name", "--val-fraction", "--window",
                                "--spacing", "--size"};
-
-std::atomic<int> gStopSignal{0};
-
-extern "C" void onStopSignal(int signal) {
-    if (gStopSignal.exchange(signal) != 0) {
-        // A second signal: leave now, without saving.
-        const char message[] = "\nliverseg train: interrupted again; exiting without saving\n";
-        [[maybe_unused]] const auto written = ::write(STDERR_FILENO, message, sizeof message - 1);
-        ::_exit(128 + signal);
-    }
-}
-
-// Installs the stop handlers for SIGINT and SIGTERM while it lives.
-class StopSignals {
-public:
-    StopSignals() {
-        gStopSignal = 0;
-        struct sigaction action {};
-        action.sa_handler = onStopSignal;
-        sigemptyset(&action.sa_mask);
-        ::sigaction(SIGINT, &action, &previousInt_);
-        ::sigaction(SIGTERM, &action, &previousTerm_);
-    }
-    ~StopSignals() {
-        ::sigaction(SIGINT, &previousInt_, nullptr);
-        ::sigaction(SIGTERM, &previousTerm_, nullptr);
-    }
-    StopSignals(const StopSignals&) = delete;
-    StopSignals& operator=(const StopSignals&) = delete;
-
-    static bool requested() { return gStopSignal.load() != 0; }
-    static int signal() { return gStopSignal.load(); }
-
-private:
-    struct sigaction previousInt_ {};
-    struct sigaction previousTerm_ {};
-};
-
-std::string signalName(int signal) { return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : std::to_string(signal); }
 
 enum class ProgressMode { Bar, Json, None };
 
@@ -174,8 +153,12 @@ json toJson(const RunSettings& settings) {
         {"lr", settings.training.learningRate},
         {"loss", nn::toString(settings.training.loss)},
         {"augment", settings.training.augmentation.enabled},
+        {"brightness_jitter", settings.training.augmentation.brightnessJitter},
+        {"contrast_jitter", settings.training.augmentation.contrastJitter},
+        {"frozen_batchnorm", settings.training.frozenBatchNorm},
         {"seed", settings.training.seed},
         {"cache", settings.cache.string()},
+        {"world_size", settings.training.worldSize},
     };
 }
 
@@ -195,8 +178,13 @@ RunSettings settingsFromJson(const json& stored, const fs::path& file) {
         settings.training.learningRate = stored.at("lr").get<double>();
         settings.training.loss = nn::parseLossKind(stored.at("loss").get<std::string>());
         settings.training.augmentation.enabled = stored.at("augment").get<bool>();
+        settings.training.augmentation.brightnessJitter =
+            stored.value("brightness_jitter", nn::AugmentationOptions{}.brightnessJitter);
+        settings.training.augmentation.contrastJitter = stored.value("contrast_jitter", nn::AugmentationOptions{}.contrastJitter);
+        settings.training.frozenBatchNorm = stored.value("frozen_batchnorm", false);
         settings.training.seed = stored.at("seed").get<std::uint64_t>();
         settings.cache = stored.at("cache").get<std::string>();
+        settings.training.worldSize = stored.value("world_size", 1);
         return settings;
     } catch (const json::exception& error) {
         throw core::InputError(file.string() + ": damaged run description (" + error.what() + ")");
@@ -237,6 +225,13 @@ RunSettings settingsFromArguments(Arguments& arguments, const fs::path& out) {
     if (!(settings.training.learningRate > 0)) throw UsageError("train: --lr must be positive");
     settings.training.loss = nn::parseLossKind(arguments.value("--loss").value_or("bce"));
     settings.training.augmentation.enabled = arguments.flag("--augment");
+    settings.training.frozenBatchNorm = arguments.flag("--frozen-batchnorm");
+    settings.training.augmentation.brightnessJitter = arguments.number("--brightness-jitter", 0.05);
+    settings.training.augmentation.contrastJitter = arguments.number("--contrast-jitter", 0.15);
+    if (!(settings.training.augmentation.brightnessJitter >= 0 && settings.training.augmentation.brightnessJitter <= 1 &&
+          settings.training.augmentation.contrastJitter >= 0 && settings.training.augmentation.contrastJitter < 1)) {
+        throw UsageError("train: --brightness-jitter must be in [0, 1] and --contrast-jitter in [0, 1)");
+    }
     settings.training.seed = std::uint64_t(arguments.integer("--seed", 1, 0, 2147483647));
     settings.liverLabels = arguments.value("--liver-labels").value_or("");
     if (!settings.liverLabels.empty()) core::LiverLabels::parse(settings.liverLabels);  // fail early
@@ -271,9 +266,91 @@ std::string describeData(const core::Dataset& dataset, const core::DatasetSplit&
 std::string describeTraining(const RunSettings& settings) {
     std::ostringstream out;
     out << "liverseg train: Adam lr " << settings.training.learningRate << ", loss " << nn::toString(settings.training.loss)
-        << ", batch " << settings.training.batchSize << ", augmentation " << (settings.training.augmentation.enabled ? "on" : "off")
-        << ", seed " << settings.training.seed;
+        << ", batch " << settings.training.batchSize << " per process x " << settings.training.worldSize
+        << ", augmentation ";
+    const nn::AugmentationOptions& augmentation = settings.training.augmentation;
+    if (augmentation.enabled) {
+        out << "on (brightness +-" << augmentation.brightnessJitter << ", contrast +-" << augmentation.contrastJitter << ")";
+    } else {
+        out << "off";
+    }
+    out << ", seed " << settings.training.seed;
     return out.str();
+}
+
+// The HU window the network input shows, when --window was not given.
+void chooseWindow(RunSettings& settings, const core::Dataset& dataset) {
+    if (!std::isnan(settings.preprocessing.windowLowHu)) return;
+    if (dataset.isTwoDimensional()) {
+        settings.preprocessing.windowLowHu = -10;
+        settings.preprocessing.windowHighHu = 150;
+        std::cerr << "liverseg train: 2D pictures: grey 0-255 taken as the HU window [-10, 150] (set --window if "
+                     "yours differs); it is recorded in the checkpoints\n";
+    } else {
+        settings.preprocessing.windowLowHu = nn::Preprocessing{}.windowLowHu;
+        settings.preprocessing.windowHighHu = nn::Preprocessing{}.windowHighHu;
+    }
+}
+
+void prepareNewRunFolder(const fs::path& out, const fs::path& runFile) {
+    if (fs::exists(runFile)) {
+        throw core::InputError(out.string() + ": already holds a training run; continue it with --resume or choose another --out");
+    }
+    std::error_code error;
+    fs::create_directories(out, error);
+    if (!fs::is_directory(out)) throw core::InputError(out.string() + ": cannot create the run folder");
+}
+
+// The slice cache for this run, built or reused; null when a stop signal cancelled it.
+std::shared_ptr<const core::SliceCache> prepareSliceCache(const RunSettings& settings, const core::Dataset& dataset,
+                                                          ProgressMode progressMode) {
+    const core::LiverLabels liverLabels =
+        settings.liverLabels.empty() ? core::LiverLabels() : core::LiverLabels::parse(settings.liverLabels);
+    TerminalProgress bar("cache");
+    core::SliceCacheProgress progress;
+    progress.cancelled = [] { return StopSignals::requested(); };
+    progress.onCase = [&](std::size_t done, std::size_t total, const core::DatasetCase& item, bool built) {
+        if (progressMode == ProgressMode::Bar) bar.update(done, total);
+        if (progressMode == ProgressMode::Json) {
+            printJsonLine({{"type", "cache"}, {"done", done}, {"total", total}, {"case", item.id}, {"built", built}});
+        }
+    };
+    try {
+        auto cache = std::make_shared<core::SliceCache>(dataset, nn::slicePreparationFor(settings.preprocessing, liverLabels),
+                                                        settings.cache, progress);
+        bar.finish();
+        return cache;
+    } catch (const core::Cancelled&) {
+        bar.finish();
+        return nullptr;
+    }
+}
+
+// Data-parallel ranks must end with bitwise identical weights; a difference means a rank
+// trained on something else (a different dataset or build) and the run is not what it claims.
+void requireIdenticalWeights(nn::DistributedContext& distributed, nn::SegmentationNetworkImpl& network) {
+    double sum = 0, weighted = 0, index = 0;
+    std::vector<torch::Tensor> tensors;
+    for (const auto& item : network.named_parameters()) tensors.push_back(item.value());
+    for (const auto& item : network.named_buffers()) tensors.push_back(item.value());
+    for (const torch::Tensor& tensor : tensors) {
+        const torch::Tensor values = tensor.detach().to(torch::kDouble);
+        sum += values.sum().item<double>();
+        weighted += (values * ++index).abs().sum().item<double>();
+    }
+    std::vector<double> mine(std::size_t(2 * distributed.worldSize()), 0.0);
+    mine[std::size_t(2 * distributed.rank())] = sum;
+    mine[std::size_t(2 * distributed.rank() + 1)] = weighted;
+    const std::vector<double> all = distributed.allReduceSum(mine);
+    for (int rank = 1; rank < distributed.worldSize(); ++rank) {
+        if (all[std::size_t(2 * rank)] != all[0] || all[std::size_t(2 * rank + 1)] != all[1]) {
+            throw std::runtime_error("rank " + std::to_string(rank) + " ended with weights different from rank 0's");
+        }
+    }
+    if (distributed.isMain()) {
+        std::cerr << "liverseg train: all " << distributed.worldSize() << " ranks hold identical weights (checksum "
+                  << std::setprecision(17) << all[0] << ")\n";
+    }
 }
 
 }  // namespace
@@ -294,7 +371,9 @@ int runTrain(Arguments& arguments) {
         for (const char* name : kFixedOptions) {
             if (arguments.value(name)) throw UsageError(std::string("train: ") + name + " cannot change when resuming; it is kept from " + runFile.string());
         }
-        if (arguments.flag("--augment")) throw UsageError("train: --augment cannot change when resuming");
+        if (arguments.flag("--augment") || arguments.flag("--frozen-batchnorm")) {
+            throw UsageError("train: --augment and --frozen-batchnorm cannot change when resuming");
+        }
         if (!fs::is_regular_file(runFile)) throw core::InputError(out.string() + ": no training run to resume (no train.json)");
         settings = settingsFromJson(readJsonFile(runFile), runFile);
         if (const auto data = arguments.value("--data")) settings.data = *data;
@@ -309,70 +388,58 @@ int runTrain(Arguments& arguments) {
     core::DatasetOptions datasetOptions;
     datasetOptions.caseMaskName = settings.maskName;
     const core::Dataset dataset = core::openDataset(settings.data, datasetOptions);
-    if (std::isnan(settings.preprocessing.windowLowHu)) {
-        if (dataset.isTwoDimensional()) {
-            settings.preprocessing.windowLowHu = -10;
-            settings.preprocessing.windowHighHu = 150;
-            std::cerr << "liverseg train: 2D pictures: grey 0-255 taken as the HU window [-10, 150] (set --window if "
-                         "yours differs); it is recorded in the checkpoints\n";
-        } else {
-            settings.preprocessing.windowLowHu = nn::Preprocessing{}.windowLowHu;
-            settings.preprocessing.windowHighHu = nn::Preprocessing{}.windowHighHu;
-        }
-    }
+    chooseWindow(settings, dataset);
     settings.preprocessing.validate();
     nn::outputSize(settings.config, {settings.preprocessing.inputSize, settings.preprocessing.inputSize});
+    if (!resume) prepareNewRunFolder(out, runFile);
 
-    if (!resume) {
-        if (fs::exists(runFile)) {
-            throw core::InputError(out.string() + ": already holds a training run; continue it with --resume or choose another --out");
-        }
-        std::error_code error;
-        fs::create_directories(out, error);
-        if (!fs::is_directory(out)) throw core::InputError(out.string() + ": cannot create the run folder");
+    // --- the other processes (a no-op for one) ---
+    // After the checks above: rank 0 writes train.json only once every rank has passed them.
+    const auto distributed = nn::DistributedContext::fromEnvironment();
+    if (resume && settings.training.worldSize != distributed->worldSize()) {
+        throw core::InputError(out.string() + ": this run was trained by " + std::to_string(settings.training.worldSize) +
+                               " process(es); resume it with WORLD_SIZE=" + std::to_string(settings.training.worldSize) +
+                               " (the batch order depends on it)");
     }
+    settings.training.rank = distributed->rank();
+    settings.training.worldSize = distributed->worldSize();
+    const bool isMain = distributed->isMain();
+    std::ostream silent(nullptr);
+    std::ostream& log = isMain ? std::cerr : silent;  // rank 0 alone reports
+    const ProgressMode progress = isMain ? progressMode : ProgressMode::None;
+    if (distributed->isDistributed()) {
+        log << "liverseg train: " << distributed->worldSize() << " processes (" << distributed->backendName() << ")\n";
+    }
+
     const core::DatasetSplit split = resume ? nn::TrainingRunFolder::readSplit(out, dataset)
                                             : core::splitByGroup(dataset, settings.validationFraction, settings.training.seed);
-    std::cerr << "liverseg train: " << describeData(dataset, split, settings.liverLabels) << "\n";
-    for (const auto& note : dataset.notes) std::cerr << "  note: " << note << "\n";
-    if (split.validation.empty()) std::cerr << "  note: no validation cases; best.pt follows the training loss\n";
+    log << "liverseg train: " << describeData(dataset, split, settings.liverLabels) << "\n";
+    for (const auto& note : dataset.notes) log << "  note: " << note << "\n";
+    if (split.validation.empty()) log << "  note: no validation cases; best.pt follows the training loss\n";
 
     StopSignals stopSignals;
     const auto interruptedExit = [&](const std::string& what) {
-        std::cerr << "\nliverseg train: interrupted (" << signalName(StopSignals::signal()) << ") " << what << "\n";
-        if (progressMode == ProgressMode::Json) printJsonLine({{"type", "stopped"}, {"signal", StopSignals::signal()}});
-        return 128 + StopSignals::signal();
+        log << "\nliverseg train: interrupted (" << signalName(StopSignals::signal()) << ") " << what << "\n";
+        if (progress == ProgressMode::Json) printJsonLine({{"type", "stopped"}, {"signal", StopSignals::signal()}});
+        return 128 + std::max(StopSignals::signal(), 0);
     };
 
     // --- slice cache ---
-    const core::LiverLabels liverLabels =
-        settings.liverLabels.empty() ? core::LiverLabels() : core::LiverLabels::parse(settings.liverLabels);
+    // Rank 0 prepares it first; ranks sharing its folder then reuse it instead of racing.
     std::shared_ptr<const core::SliceCache> cache;
-    {
-        TerminalProgress bar("cache");
-        core::SliceCacheProgress progress;
-        progress.cancelled = [] { return StopSignals::requested(); };
-        progress.onCase = [&](std::size_t done, std::size_t total, const core::DatasetCase& item, bool built) {
-            if (progressMode == ProgressMode::Bar) bar.update(done, total);
-            if (progressMode == ProgressMode::Json) {
-                printJsonLine({{"type", "cache"}, {"done", done}, {"total", total}, {"case", item.id}, {"built", built}});
-            }
-        };
-        try {
-            cache = std::make_shared<core::SliceCache>(dataset, nn::slicePreparationFor(settings.preprocessing, liverLabels),
-                                                       settings.cache, progress);
-        } catch (const core::Cancelled&) {
-            bar.finish();
-            return interruptedExit("while preparing the slice cache; finished cases are kept, run the command again");
-        }
-        bar.finish();
+    if (isMain) cache = prepareSliceCache(settings, dataset, progress);
+    distributed->barrier();
+    if (!isMain && !StopSignals::requested()) cache = prepareSliceCache(settings, dataset, progress);
+    if (distributed->anyRank(cache == nullptr)) {
+        return interruptedExit("while preparing the slice cache; finished cases are kept, run the command again");
     }
-    std::cerr << "liverseg train: slice cache " << settings.cache.string() << ": " << cache->totalSlices() << " slices of "
-              << cache->side() << "x" << cache->side() << ", " << cache->builtCount() << " cases prepared, "
-              << cache->reusedCount() << " reused\n";
+    log << "liverseg train: slice cache " << settings.cache.string() << ": " << cache->totalSlices() << " slices of "
+        << cache->side() << "x" << cache->side() << ", " << cache->builtCount() << " cases prepared, "
+        << cache->reusedCount() << " reused\n";
 
     // --- network and trainer ---
-    const int threadsInUse = nn::setIntraOpThreads(threads);
+    const int threadsInUse =
+        nn::setIntraOpThreads(threads > 0 ? threads : std::max(1, nn::availableCores() / distributed->localWorldSize()));
     torch::manual_seed(settings.training.seed);
     nn::SegmentationNetwork network = nn::makeNetwork(settings.config);
     nn::CheckpointInfo info;
@@ -391,44 +458,60 @@ int runTrain(Arguments& arguments) {
     if (hasState) {
         trainer.loadState(folder.resumeFile());
         if (trainer.epoch() < settings.training.epochs) {
-            std::cerr << "liverseg train: resuming at epoch " << trainer.epoch() + 1 << ", step " << trainer.stepInEpoch()
-                      << "/" << trainer.stepsPerEpoch() << "\n";
+            log << "liverseg train: resuming at epoch " << trainer.epoch() + 1 << ", step " << trainer.stepInEpoch() << "/"
+                << trainer.stepsPerEpoch() << "\n";
         }
     } else if (resume) {
-        std::cerr << "liverseg train: " << folder.resumeFile().string() << " was never saved; starting the run over\n";
+        log << "liverseg train: " << folder.resumeFile().string() << " was never saved; starting the run over\n";
     }
-    writeJsonFile(runFile, extra);  // on resume, --epochs may have changed
-    if (!resume) nn::TrainingRunFolder::writeSplit(out, dataset, split);
-    folder.startLogs(trainer, hasState);
-    std::cerr << "liverseg train: " << settings.config.describe() << ", " << network->parameterCount() << " parameters, "
-              << trainer.stepsPerEpoch() << " steps per epoch, " << threadsInUse << " thread(s)\n";
+    distributed->broadcastParameters(*network);
+    if (isMain) {
+        writeJsonFile(runFile, extra);  // on resume, --epochs may have changed
+        if (!resume) nn::TrainingRunFolder::writeSplit(out, dataset, split);
+        folder.startLogs(trainer, hasState);
+    }
+    log << "liverseg train: " << settings.config.describe() << ", " << network->parameterCount() << " parameters, "
+        << trainer.stepsPerEpoch() << " steps per epoch, " << threadsInUse << " thread(s)"
+        << (distributed->isDistributed() ? " per process" : "") << "\n";
     if (trainer.epoch() >= settings.training.epochs) {
-        std::cerr << "liverseg train: the run already finished its " << settings.training.epochs
-                  << " epochs; give --epochs N with --resume to train longer\n";
+        log << "liverseg train: the run already finished its " << settings.training.epochs
+            << " epochs; give --epochs N with --resume to train longer\n";
         return 0;
     }
 
     // --- training ---
     std::unique_ptr<TerminalProgress> bar;
     nn::TrainerHooks hooks;
-    hooks.stopRequested = [] { return StopSignals::requested(); };
-    hooks.onStep = [&](const nn::StepReport& report) {
+    // Every rank stops at the same step when any of them is told to.
+    hooks.stopRequested = [&] { return distributed->anyRank(StopSignals::requested()); };
+    if (distributed->isDistributed()) {
+        hooks.afterBackward = [&](nn::SegmentationNetworkImpl& trained) {
+            distributed->allReduceGradients(trained);
+            distributed->broadcastBuffers(trained);  // every rank keeps rank 0's BatchNorm statistics
+        };
+    }
+    hooks.onStep = [&](nn::StepReport report) {
+        report.loss = distributed->allReduceMean(report.loss);
+        report.slicesPerSecond *= distributed->worldSize();
+        if (!isMain) return;
         folder.logStep(report);
-        if (progressMode == ProgressMode::Json) {
+        if (progress == ProgressMode::Json) {
             printJsonLine({{"type", "step"}, {"epoch", report.epoch}, {"epochs", report.epochs}, {"step", report.stepInEpoch},
                            {"steps", report.stepsPerEpoch}, {"global_step", report.globalStep}, {"loss", report.loss},
                            {"seconds", report.seconds}, {"slices_per_second", report.slicesPerSecond}});
-        } else if (progressMode == ProgressMode::Bar) {
+        } else if (progress == ProgressMode::Bar) {
             if (!bar) bar = std::make_unique<TerminalProgress>("epoch " + std::to_string(report.epoch) + "/" + std::to_string(report.epochs));
             bar->update(std::size_t(report.stepInEpoch), std::size_t(report.stepsPerEpoch));
         }
     };
-    hooks.onEpoch = [&](const nn::EpochReport& report) {
+    hooks.onEpoch = [&](nn::EpochReport report) {
+        report.trainingLoss = distributed->allReduceMean(report.trainingLoss);
+        if (!isMain) return;
         if (bar) bar->finish();
         bar.reset();
         folder.finishEpoch(report, trainer);
         folder.saveResume(trainer, extra);
-        if (progressMode == ProgressMode::Json) {
+        if (progress == ProgressMode::Json) {
             json cases = json::array();
             for (const auto& item : report.cases) cases.push_back({{"case", item.name}, {"dice", item.dice}});
             printJsonLine({{"type", "epoch"}, {"epoch", report.epoch}, {"epochs", report.epochs},
@@ -444,18 +527,19 @@ int runTrain(Arguments& arguments) {
     const nn::TrainingEnd end = trainer.run(hooks);
     if (bar) bar->finish();
     if (end == nn::TrainingEnd::Stopped) {
-        folder.saveInterrupted(trainer, extra);
+        if (isMain) folder.saveInterrupted(trainer, extra);
         return interruptedExit("at epoch " + std::to_string(trainer.epoch() + 1) + ", step " +
                                std::to_string(trainer.stepInEpoch()) + "/" + std::to_string(trainer.stepsPerEpoch()) +
                                "; saved " + folder.resumeFile().string() + " and " + folder.lastCheckpoint().string() +
                                "; continue with: liverseg train --out " + out.string() + " --resume");
     }
+    if (distributed->isDistributed()) requireIdenticalWeights(*distributed, *network);
     const auto best = trainer.bestValidationDice();
-    std::cerr << "liverseg train: done, " << settings.training.epochs << " epochs";
-    if (best) std::cerr << ", best validation Dice " << fixed(*best, 4);
-    std::cerr << "; " << folder.bestCheckpoint().string() << ", " << folder.lastCheckpoint().string() << "; peak memory "
-              << fixed(peakResidentMiB(), 0) << " MiB\n";
-    if (progressMode == ProgressMode::Json) {
+    log << "liverseg train: done, " << settings.training.epochs << " epochs";
+    if (best) log << ", best validation Dice " << fixed(*best, 4);
+    log << "; " << folder.bestCheckpoint().string() << ", " << folder.lastCheckpoint().string() << "; peak memory "
+        << fixed(peakResidentMiB(), 0) << " MiB\n";
+    if (progress == ProgressMode::Json) {
         printJsonLine({{"type", "done"}, {"best_validation_dice", best ? json(*best) : json()},
                        {"best", folder.bestCheckpoint().string()}, {"last", folder.lastCheckpoint().string()},
                        {"peak_resident_mib", peakResidentMiB()}});

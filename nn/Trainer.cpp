@@ -128,6 +128,21 @@ struct Trainer::State {
     SegmentationNetwork network;
     TrainingData data;
     TrainingOptions options;
+
+    bool isFrozen(const std::string& name) const {
+        return std::any_of(options.frozenPrefixes.begin(), options.frozenPrefixes.end(),
+                           [&](const std::string& prefix) { return name.rfind(prefix, 0) == 0; });
+    }
+    // Train mode, except the BatchNorm layers of frozen parts: they keep normalising with the
+    // statistics they came with, or a frozen encoder would still drift.
+    void enterTrainingMode() const {
+        network->train();
+        if (options.frozenPrefixes.empty() && !options.frozenBatchNorm) return;
+        for (const auto& item : network->named_modules()) {
+            if (!item.value()->as<torch::nn::BatchNorm2dImpl>()) continue;
+            if (options.frozenBatchNorm || isFrozen(item.key() + ".")) item.value()->eval();
+        }
+    }
     std::vector<torch::Tensor> trainable;
     std::unique_ptr<torch::optim::Adam> optimizer;
     SpatialSize outputSize;
@@ -217,7 +232,7 @@ Trainer::Trainer(SegmentationNetwork network, TrainingData data, TrainingOptions
     state_->network = std::move(network);
     state_->data = std::move(data);
     state_->options = std::move(options);
-    state_->network->train();
+    state_->enterTrainingMode();
 }
 
 Trainer::~Trainer() = default;
@@ -253,7 +268,7 @@ double Trainer::trainStep(const std::vector<SliceRef>& batch, const TrainerHooks
     augmentBatch(images, masks, mixSeed(s.options.seed, kAugmentStream, step, rank), s.options.augmentation);
     torch::manual_seed(mixSeed(s.options.seed, kTorchStream, step, rank));  // dropout (CGM)
 
-    s.network->train();
+    s.enterTrainingMode();
     const NetworkOutputs outputs = s.network->forwardAll(images);
     torch::Tensor loss = s.loss(outputs, cropToOutput(masks, s.outputSize));
     s.optimizer->zero_grad();
@@ -284,7 +299,7 @@ std::optional<std::vector<CaseDice>> Trainer::validate(const std::function<bool(
         core::LabelMap predicted(geometry, 0), reference(geometry, 0);
         for (std::size_t first = 0; first < unit.slices.size(); first += std::size_t(s.options.validationBatchSize)) {
             if (stopRequested && stopRequested()) {
-                s.network->train();
+                s.enterTrainingMode();
                 return std::nullopt;
             }
             const std::size_t count = std::min(std::size_t(s.options.validationBatchSize), unit.slices.size() - first);
@@ -304,7 +319,7 @@ std::optional<std::vector<CaseDice>> Trainer::validate(const std::function<bool(
         }
         results.push_back({unit.name, core::diceCoefficient(predicted, reference)});
     }
-    s.network->train();
+    s.enterTrainingMode();
     return results;
 }
 
@@ -422,7 +437,7 @@ nlohmann::json Trainer::loadState(const fs::path& file) {
                                " of an epoch, but this run has " + std::to_string(s.stepsPerEpoch) + " steps per epoch");
     }
     s.orderEpoch = -1;
-    s.network->train();
+    s.enterTrainingMode();
     return position.at("extra");
 }
 

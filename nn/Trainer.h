@@ -82,6 +82,10 @@ struct TrainingOptions {
     // Parameters whose state_dict name starts with one of these are not trained (e.g.
     // {"dconv.", "down"} freezes the encoder).
     std::vector<std::string> frozenPrefixes;
+    // Every BatchNorm layer normalises with its running statistics and leaves them as they
+    // are (as in eval mode), so samples of a batch no longer interact: for tiny batches, and
+    // what makes N data-parallel ranks compute exactly one process's gradient.
+    bool frozenBatchNorm = false;
     int rank = 0;
     int worldSize = 1;
 

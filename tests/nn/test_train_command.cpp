@@ -10,26 +10,15 @@
 #include <QtTest>
 
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include <fstream>
+#include <memory>
 
 using namespace liverseg;
 namespace fs = std::filesystem;
 
 namespace {
-
-void writePhantomCases(const fs::path& folder, int count, std::size_t side, std::size_t slices) {
-    for (int i = 0; i < count; ++i) {
-        core::PhantomOptions options;
-        options.seed = std::uint64_t(i + 1);
-        options.size = {side, side, slices};
-        const core::PhantomCase phantom = core::makeAbdominalPhantom(options);
-        const fs::path caseFolder = folder / ("phantom" + std::to_string(i));
-        fs::create_directories(caseFolder);
-        core::writeCtVolume(phantom.ct, caseFolder / "ct.nii.gz");
-        core::writeLabelMap(phantom.liver, caseFolder / "liver.nii.gz");
-    }
-}
 
 QString path(const fs::path& p) { return QString::fromStdString(p.string()); }
 
@@ -43,6 +32,31 @@ std::vector<nlohmann::json> jsonLines(const QString& text) {
     std::vector<nlohmann::json> lines;
     for (const QString& line : text.split('\n', Qt::SkipEmptyParts)) lines.push_back(nlohmann::json::parse(line.toStdString()));
     return lines;
+}
+
+// Starts `liverseg ARGUMENTS` as rank `rank` of `worldSize`, as torchrun would.
+std::unique_ptr<QProcess> startRank(const QStringList& arguments, int rank, int worldSize, int port) {
+    auto process = std::make_unique<QProcess>();
+    QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
+    environment.insert("WORLD_SIZE", QString::number(worldSize));
+    environment.insert("RANK", QString::number(rank));
+    environment.insert("LOCAL_RANK", QString::number(rank));
+    environment.insert("LOCAL_WORLD_SIZE", QString::number(worldSize));
+    environment.insert("MASTER_ADDR", "127.0.0.1");
+    environment.insert("MASTER_PORT", QString::number(port));
+    environment.insert("LIVERSEG_DIST_TIMEOUT", "60");
+    process->setProcessEnvironment(environment);
+    process->start(QString::fromUtf8(LIVERSEG_BINARY), arguments);
+    return process;
+}
+
+// Every trained parameter of a checkpoint, flattened into one vector.
+torch::Tensor flatParameters(const fs::path& checkpoint) {
+    std::vector<torch::Tensor> parts;
+    for (const auto& item : nn::loadCheckpoint(checkpoint).network->named_parameters()) {
+        parts.push_back(item.value().detach().flatten().to(torch::kDouble));
+    }
+    return torch::cat(parts);
 }
 
 std::size_t rows(const fs::path& csv) {
@@ -60,7 +74,7 @@ private Q_SLOTS:
     void trainsOnPhantomFoldersAndWritesTheRun() {
         QTemporaryDir dir;
         const fs::path root = dir.path().toStdString();
-        writePhantomCases(root / "data", 3, 32, 4);
+        test::writePhantomCases(root / "data", 3, 32, 4);
         QStringList arguments = tinyRun(root / "data", root / "run");
         arguments << "--epochs" << "2" << "--steps-per-epoch" << "2" << "--window" << "-150,250" << "--progress" << "json"
                   << "--augment" << "--loss" << "bce+dice";
@@ -137,7 +151,7 @@ private Q_SLOTS:
     void badInputExitsTwoWithOneLine() {
         QTemporaryDir dir;
         const fs::path root = dir.path().toStdString();
-        writePhantomCases(root / "data", 1, 32, 2);
+        test::writePhantomCases(root / "data", 1, 32, 2);
         fs::create_directories(root / "empty");
         fs::create_directories(root / "orphan");
         core::writeCtVolume(core::CtVolume(core::Geometry{{8, 8, 2}}, 0), root / "orphan" / "scan.nii.gz");
@@ -175,7 +189,7 @@ private Q_SLOTS:
     void sigtermSavesAResumableStateAndResumeFinishesTheRun() {
         QTemporaryDir dir;
         const fs::path root = dir.path().toStdString();
-        writePhantomCases(root / "data", 2, 32, 4);
+        test::writePhantomCases(root / "data", 2, 32, 4);
         const fs::path run = root / "run";
         QStringList arguments = tinyRun(root / "data", run);
         arguments << "--epochs" << "1000" << "--steps-per-epoch" << "3" << "--progress" << "json";
@@ -223,6 +237,62 @@ private Q_SLOTS:
         QVERIFY2(restarted.exitCode == 0, qPrintable(restarted.err));
         QVERIFY2(restarted.err.contains("starting the run over"), qPrintable(restarted.err));
         QCOMPARE(rows(run / "steps.csv"), std::size_t(3));
+    }
+
+    // Two ranks on 127.0.0.1 (c10d TCPStore + Gloo) with 2 slices each train like one
+    // process with the 4 slices together; only rank 0 writes the run.
+    void twoProcessesTrainLikeOneOnTheCombinedBatch() {
+        QTemporaryDir dir;
+        const fs::path root = dir.path().toStdString();
+        test::writePhantomCases(root / "data", 2, 32, 6);
+        // Frozen BatchNorm: samples do not interact, so the split into ranks changes nothing
+        // but float rounding.
+        const QStringList common = {"--epochs", "2", "--steps-per-epoch", "3", "--val-fraction", "0", "--progress", "none",
+                                    "--frozen-batchnorm"};
+
+        const fs::path parallelRun = root / "parallel";
+        const QStringList parallelArguments = tinyRun(root / "data", parallelRun) + common;  // --batch 2 per rank
+        const int port = test::freeLoopbackPort();
+        auto rank0 = startRank(parallelArguments, 0, 2, port);
+        auto rank1 = startRank(parallelArguments, 1, 2, port);
+        QVERIFY(rank0->waitForFinished(240000) && rank1->waitForFinished(240000));
+        const QString err0 = QString::fromUtf8(rank0->readAllStandardError());
+        const QString err1 = QString::fromUtf8(rank1->readAllStandardError());
+        QVERIFY2(rank0->exitStatus() == QProcess::NormalExit && rank0->exitCode() == 0, qPrintable(err0));
+        QVERIFY2(rank1->exitStatus() == QProcess::NormalExit && rank1->exitCode() == 0, qPrintable(err1));
+        QVERIFY2(err0.contains("2 processes (gloo)"), qPrintable(err0));
+        QVERIFY2(err0.contains("all 2 ranks hold identical weights"), qPrintable(err0));
+        QVERIFY2(!err1.contains("epoch"), qPrintable(err1));  // rank 1 neither reports nor writes
+        QCOMPARE(rows(parallelRun / "steps.csv"), std::size_t(6));
+        QCOMPARE(nlohmann::json::parse(std::ifstream(parallelRun / "train.json")).at("world_size").get<int>(), 2);
+
+        QStringList singleArguments = tinyRun(root / "data", root / "single") + common;
+        singleArguments[singleArguments.indexOf("--batch") + 1] = "4";
+        const test::ProcessResult single = test::runLiverseg(singleArguments, 240000);
+        QVERIFY2(single.exitCode == 0, qPrintable(single.err));
+
+        // Float sums in another order: close, not bitwise. Compare how far training moved the
+        // weights with how far apart the two results are.
+        QStringList initialArguments = tinyRun(root / "data", root / "initial") + common;
+        initialArguments[initialArguments.indexOf("--epochs") + 1] = "1";
+        initialArguments[initialArguments.indexOf("--steps-per-epoch") + 1] = "1";
+        initialArguments << "--lr" << "1e-12";
+        const test::ProcessResult initial = test::runLiverseg(initialArguments, 240000);
+        QVERIFY2(initial.exitCode == 0, qPrintable(initial.err));
+        const torch::Tensor start = flatParameters(root / "initial" / "last.pt");
+        const torch::Tensor parallel = flatParameters(parallelRun / "last.pt");
+        const torch::Tensor combined = flatParameters(root / "single" / "last.pt");
+        const double moved = (combined - start).norm().item<double>();
+        const double apart = (parallel - combined).norm().item<double>();
+        qInfo("training moved the weights by %.4g; two ranks vs one process: %.4g (%.1f%%)", moved, apart,
+              100 * apart / moved);
+        QVERIFY(moved > 0);
+        QVERIFY2(apart < 1e-3 * moved, "two ranks trained differently from one process on the combined batch");
+
+        // A different world size cannot resume the run.
+        const test::ProcessResult resumed = test::runLiverseg({"train", "--out", path(parallelRun), "--resume", "--epochs", "3"});
+        QCOMPARE(resumed.exitCode, 2);
+        QVERIFY2(resumed.err.contains("WORLD_SIZE=2"), qPrintable(resumed.err));
     }
 };
 
