@@ -11,5 +11,6 @@ int runModel(Arguments& arguments);
 int runPredict(Arguments& arguments);
 int runEvaluate(Arguments& arguments);
 int runTrain(Arguments& arguments);
+int runFinetune(Arguments& arguments);
 
 }  // namespace liverseg::app

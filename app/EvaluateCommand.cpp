@@ -2,11 +2,20 @@
 #include "core/AtomicFile.h"
 #include "core/Errors.h"
 #include "core/ImageIO.h"
+#include "core/Dataset.h"
+#include "core/LabelOps.h"
 #include "core/Metrics.h"
+#include "core/SliceCache.h"
+#include "nn/Checkpoint.h"
+#include "nn/InferenceEngine.h"
+#include "nn/Trainer.h"
+
+#include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,15 +23,27 @@
 #include <iostream>
 #include <sstream>
 
+#include <unistd.h>
+
 namespace liverseg::app {
 namespace {
 
 namespace fs = std::filesystem;
 
 const char* kHelp = R"(usage: liverseg evaluate --pred P --ref R [--liver-labels 1,2] [--csv FILE] [--json FILE]
+       liverseg evaluate --weights CKPT --data DIR [--split RUN_DIR] [--liver-labels 1,2]
+                         [--mask-name NAME] [--save-masks DIR] [--threads N] [--precision fp32|bf16]
+                         [--csv FILE] [--json FILE]
 
 Scores predicted liver masks against reference masks on the same grid. P and R are two
-mask files, or two folders whose masks are matched by file name. Per case and summary
+mask files, or two folders whose masks are matched by file name. With --weights the
+checkpoint first segments every case of the dataset folder DIR (any layout `liverseg train`
+reads), exactly as `liverseg predict` does (post-processing included), and each mask is
+scored against the case's reference; --split RUN_DIR scores only the validation cases of
+that training run (its split.json), --save-masks writes the predicted masks. A 2D picture
+dataset is scored per picture on the network's input plane, prepared as in training
+(spacing: the checkpoint's pixel spacing, as pictures do not record theirs); surface
+distances are not computed for single pictures. Per case and summary
 (mean, median, std over cases, and global Dice over all voxels pooled):
   Dice, Jaccard, VOE, RVD, ASSD, MSSD (maximum surface distance) and HD95 in mm using the
   real spacing, predicted and reference volumes in mL.
@@ -36,6 +57,19 @@ RVD is n/a when the reference is empty (-1 when the prediction is).
 struct CaseScore {
     std::string name;
     core::SegmentationMetrics metrics;
+};
+
+// Every case scored, and the voxel counts pooled over all of them for the global Dice.
+struct Scores {
+    std::vector<CaseScore> cases;
+    std::size_t pooledIntersection = 0;
+    std::size_t pooledSizes = 0;
+
+    void add(std::string name, const core::SegmentationMetrics& metrics) {
+        cases.push_back({std::move(name), metrics});
+        pooledIntersection += metrics.intersection;
+        pooledSizes += metrics.predictedVoxels + metrics.referenceVoxels;
+    }
 };
 
 std::vector<std::uint8_t> parseLabels(const std::string& text) {
@@ -84,6 +118,113 @@ std::vector<std::pair<std::string, std::pair<fs::path, fs::path>>> matchCases(co
     }
     for (const auto& name : unmatched) std::cerr << "evaluate: warning: " << name << " has no reference; skipped\n";
     return cases;
+}
+
+Scores scoreMaskFiles(const fs::path& pred, const fs::path& ref, const std::vector<std::uint8_t>& liverLabels) {
+    Scores scores;
+    for (const auto& [name, paths] : matchCases(pred, ref)) {
+        const core::LabelMap reference = selectLabels(core::readLabelMap(paths.second), liverLabels);
+        const core::LabelMap predicted = core::readLabelMapOnGrid(paths.first, reference.geometry());
+        scores.add(name, core::computeMetrics(predicted, reference));
+    }
+    return scores;
+}
+
+struct ModelEvaluation {
+    fs::path weights;
+    fs::path data;
+    std::string maskName;
+    std::optional<fs::path> splitRun;
+    std::optional<fs::path> saveMasks;
+    nn::InferenceOptions options;
+};
+
+// The dataset's cases to score: all, or the validation side of a training run's split.
+std::vector<core::DatasetCase> casesToScore(const core::Dataset& dataset, const std::optional<fs::path>& splitRun) {
+    if (!splitRun) return dataset.cases;
+    const core::DatasetSplit split = nn::TrainingRunFolder::readSplit(*splitRun, dataset);
+    if (split.validation.empty()) throw core::InputError(splitRun->string() + ": its split holds no validation cases");
+    std::vector<core::DatasetCase> cases;
+    for (const std::size_t index : split.validation) cases.push_back(dataset.cases[index]);
+    return cases;
+}
+
+// 3D cases: predict on the CT exactly as `liverseg predict`, score on the CT's grid.
+void scoreVolumes(const std::vector<core::DatasetCase>& cases, const nn::InferenceEngine& engine,
+                  const std::vector<std::uint8_t>& liverLabels, const ModelEvaluation& run, Scores& scores) {
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        const core::DatasetCase& item = cases[i];
+        std::cerr << "evaluate: [" << i + 1 << "/" << cases.size() << "] " << item.id << "\n";
+        const core::LoadedCt ct = core::readCt(item.image);
+        const core::LabelMap reference = selectLabels(core::readLabelMapOnGrid(item.mask, ct.volume.geometry()), liverLabels);
+        const nn::Segmentation segmentation = engine.segment(ct.volume);
+        if (run.saveMasks) core::writeLabelMap(segmentation.mask, *run.saveMasks / (item.id + ".nii.gz"));
+        scores.add(item.id, core::computeMetrics(segmentation.mask, reference));
+    }
+}
+
+// 2D pictures: each is prepared as in training and scored on the network's input plane.
+void scorePictures(const std::vector<core::DatasetCase>& cases, const core::Dataset& dataset,
+                   const nn::InferenceEngine& engine, const std::vector<std::uint8_t>& liverLabels,
+                   const ModelEvaluation& run, Scores& scores) {
+    core::Dataset selection = dataset;
+    selection.cases = cases;
+    const nn::Preprocessing& preprocessing = engine.preprocessing();
+    const std::vector<int> labels(liverLabels.begin(), liverLabels.end());
+    const core::SlicePreparation preparation =
+        nn::slicePreparationFor(preprocessing, labels.empty() ? core::LiverLabels() : core::LiverLabels(labels));
+    const fs::path cacheFolder = fs::temp_directory_path() / ("liverseg-evaluate-" + std::to_string(::getpid()));
+    struct RemoveOnExit {
+        fs::path folder;
+        ~RemoveOnExit() {
+            std::error_code ignored;
+            fs::remove_all(folder, ignored);
+        }
+    } removeCache{cacheFolder};
+    const core::SliceCache cache(selection, preparation, cacheFolder);
+
+    const int side = cache.side(), context = preprocessing.sliceContext;
+    core::Geometry plane;
+    plane.size = {std::size_t(side), std::size_t(side), 1};
+    plane.spacing = Eigen::Vector3d(preprocessing.pixelSpacingMm, preprocessing.pixelSpacingMm, 1.0);
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        torch::Tensor image = torch::empty({1, context, side, side});
+        torch::Tensor mask = torch::empty({side, side});
+        cache.readSample(i, 0, context, image.data_ptr<float>(), mask.data_ptr<float>());
+        const torch::Tensor decided = engine.logits(image)[0][0].gt(0).to(torch::kUInt8).contiguous();
+        core::LabelMap predicted(plane, 0), reference(plane, 0);
+        std::memcpy(predicted.voxels().data(), decided.data_ptr<std::uint8_t>(), predicted.voxels().size());
+        const torch::Tensor referenceBytes = mask.gt(0.5).to(torch::kUInt8).contiguous();
+        std::memcpy(reference.voxels().data(), referenceBytes.data_ptr<std::uint8_t>(), reference.voxels().size());
+        if (run.saveMasks) core::writeLabelMap(predicted, *run.saveMasks / (cases[i].id + ".nii.gz"));
+        core::SegmentationMetrics metrics = core::computeMetrics(predicted, reference);
+        metrics.assd = metrics.mssd = metrics.hd95 = std::nullopt;  // a single plane has no surface
+        scores.add(cases[i].id, metrics);
+    }
+}
+
+Scores scoreModel(const ModelEvaluation& run, const std::vector<std::uint8_t>& liverLabels) {
+    nn::LoadedModel model = nn::loadCheckpoint(run.weights);
+    core::DatasetOptions datasetOptions;
+    datasetOptions.caseMaskName = run.maskName;
+    const core::Dataset dataset = core::openDataset(run.data, datasetOptions);
+    const std::vector<core::DatasetCase> cases = casesToScore(dataset, run.splitRun);
+    if (run.saveMasks) {
+        std::error_code error;
+        fs::create_directories(*run.saveMasks, error);
+        if (!fs::is_directory(*run.saveMasks)) throw core::InputError(run.saveMasks->string() + ": cannot create the folder");
+    }
+    std::cerr << "evaluate: " << model.info.config.describe() << " on " << cases.size() << " "
+              << (dataset.isTwoDimensional() ? "pictures" : "cases") << " of " << run.data.string() << " ("
+              << core::toString(dataset.layout) << ")\n";
+    const nn::InferenceEngine engine(model.network, model.info.preprocessing, run.options);
+    Scores scores;
+    if (dataset.isTwoDimensional()) {
+        scorePictures(cases, dataset, engine, liverLabels, run, scores);
+    } else {
+        scoreVolumes(cases, engine, liverLabels, run, scores);
+    }
+    return scores;
 }
 
 nlohmann::json optionalJson(const std::optional<double>& value) { return value ? nlohmann::json(*value) : nlohmann::json(); }
@@ -184,22 +325,38 @@ int runEvaluate(Arguments& arguments) {
         std::cout << kHelp;
         return 0;
     }
-    const fs::path pred = arguments.required("--pred");
-    const fs::path ref = arguments.required("--ref");
+    const auto pred = arguments.value("--pred");
+    const auto ref = arguments.value("--ref");
+    const auto weights = arguments.value("--weights");
+    const auto data = arguments.value("--data");
     const std::vector<std::uint8_t> liverLabels = parseLabels(arguments.value("--liver-labels").value_or(""));
     const auto csvPath = arguments.value("--csv");
     const auto jsonPath = arguments.value("--json");
-    arguments.positionals(0, 0);
-
-    std::vector<CaseScore> scores;
-    std::size_t pooledIntersection = 0, pooledSizes = 0;
-    for (const auto& [name, paths] : matchCases(pred, ref)) {
-        const core::LabelMap reference = selectLabels(core::readLabelMap(paths.second), liverLabels);
-        const core::LabelMap predicted = core::readLabelMapOnGrid(paths.first, reference.geometry());
-        scores.push_back({name, core::computeMetrics(predicted, reference)});
-        pooledIntersection += scores.back().metrics.intersection;
-        pooledSizes += scores.back().metrics.predictedVoxels + scores.back().metrics.referenceVoxels;
+    const bool scoresFiles = pred || ref;
+    if (scoresFiles == bool(weights || data)) {
+        throw UsageError("evaluate: give --pred and --ref, or --weights and --data");
     }
+    Scores evaluation;
+    if (scoresFiles) {
+        if (!pred || !ref) throw UsageError("evaluate: --pred and --ref go together");
+        arguments.positionals(0, 0);
+        evaluation = scoreMaskFiles(*pred, *ref, liverLabels);
+    } else {
+        if (!weights || !data) throw UsageError("evaluate: --weights and --data go together");
+        ModelEvaluation run;
+        run.weights = *weights;
+        run.data = *data;
+        run.maskName = arguments.value("--mask-name").value_or("");
+        if (const auto split = arguments.value("--split")) run.splitRun = fs::path(*split);
+        if (const auto save = arguments.value("--save-masks")) run.saveMasks = fs::path(*save);
+        run.options.threads = arguments.integer("--threads", 0, 0, 1024);
+        run.options.precision = nn::parsePrecision(arguments.value("--precision").value_or("fp32"));
+        run.options.device = nn::parseDeviceChoice(arguments.value("--device").value_or("auto"));
+        arguments.positionals(0, 0);
+        evaluation = scoreModel(run, liverLabels);
+    }
+    const std::vector<CaseScore>& scores = evaluation.cases;
+    const std::size_t pooledIntersection = evaluation.pooledIntersection, pooledSizes = evaluation.pooledSizes;
 
     nlohmann::json summary;
     for (const auto& [name, field] : metricFields()) {

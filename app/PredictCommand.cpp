@@ -1,3 +1,4 @@
+#include "app/BundledModels.h"
 #include "app/Commands.h"
 #include "app/TerminalProgress.h"
 #include "core/Errors.h"
@@ -19,15 +20,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kHelp = R"(usage: liverseg predict --weights CKPT [--weights2 CKPT] --input CT --output MASK.nii.gz
+const char* kHelp = R"(usage: liverseg predict --input CT --output MASK.nii.gz [--model unet|unet3plus|both]
+                        [--weights CKPT [--weights2 CKPT]]
                         [--output2 MASK2.nii.gz] [--probabilities P.nii.gz]
                         [--device auto|cpu|cuda] [--threads N] [--precision fp32|bf16]
                         [--batch N] [--no-postprocess] [--series UID]
 
 Segments the liver in CT (a .nii/.nii.gz/.nrrd/.mha file or a DICOM folder) and writes a
-0/1 mask on exactly the CT's grid. With --weights2 a second network runs too; its mask goes
-to --output2 (default: MASK with ".2" before the extension) and the two masks' Dice is
-printed. --probabilities writes the first network's sigmoid output x 255 (uint8).
+0/1 mask on exactly the CT's grid. Without --weights it runs the bundled default weights
+(assets/models, see its MODEL_CARD.md): --model both (the default) runs UNet and then
+UNet3+, unet or unet3plus one of them. With --weights2 (or --model both) a second network
+runs too; its mask goes to --output2 (default: MASK with ".2" before the extension) and
+the two masks' Dice is printed. --probabilities writes the first network's sigmoid output
+x 255 (uint8).
   --device       auto (CUDA when LibTorch has it and a GPU is present) | cpu | cuda
   --threads      LibTorch threads (default: every core)
   --precision    fp32 (default) | bf16
@@ -97,6 +102,25 @@ void printTimings(const Run& run, std::size_t slices) {
               << core::countNonZero(run.segmentation.mask) << " liver voxels\n";
 }
 
+// --weights [--weights2], or the bundled weights --model names (both by default).
+std::vector<fs::path> chosenCheckpoints(Arguments& arguments) {
+    const auto weights = arguments.value("--weights");
+    const auto weights2 = arguments.value("--weights2");
+    const auto model = arguments.value("--model");
+    if (weights && model) throw UsageError("predict: give --weights or --model, not both");
+    if (weights2 && !weights) throw UsageError("predict: --weights2 needs --weights");
+    if (weights) {
+        std::vector<fs::path> checkpoints{*weights};
+        if (weights2) checkpoints.emplace_back(*weights2);
+        return checkpoints;
+    }
+    std::vector<fs::path> checkpoints;
+    for (const std::string& name : bundledModelNames(model.value_or("both"), "predict: --model")) {
+        checkpoints.push_back(bundledModel(name));
+    }
+    return checkpoints;
+}
+
 }  // namespace
 
 int runPredict(Arguments& arguments) {
@@ -104,8 +128,7 @@ int runPredict(Arguments& arguments) {
         std::cout << kHelp;
         return 0;
     }
-    const fs::path weights = arguments.required("--weights");
-    const auto weights2 = arguments.value("--weights2");
+    const std::vector<fs::path> checkpoints = chosenCheckpoints(arguments);
     const fs::path input = arguments.required("--input");
     const fs::path output = arguments.required("--output");
     const fs::path output2 = arguments.value("--output2").value_or(secondOutputPath(output).string());
@@ -121,12 +144,12 @@ int runPredict(Arguments& arguments) {
     arguments.positionals(0, 0);
 
     requireWritableTarget(output);
-    if (weights2) requireWritableTarget(output2);
+    if (checkpoints.size() > 1) requireWritableTarget(output2);
     if (probabilities) requireWritableTarget(*probabilities);
 
-    const Model firstModel = loadModel(weights, options);
+    const Model firstModel = loadModel(checkpoints.front(), options);
     const std::optional<Model> secondModel =
-        weights2 ? std::optional<Model>(loadModel(*weights2, options)) : std::nullopt;
+        checkpoints.size() > 1 ? std::optional<Model>(loadModel(checkpoints.back(), options)) : std::nullopt;
     const core::LoadedCt ct = core::readCt(input, readOptions);
     for (const auto& warning : ct.source.warnings) std::cerr << "predict: warning: " << warning << "\n";
     std::cerr << "predict: " << input.string() << " (" << core::describe(ct.volume.geometry()) << ")\n";

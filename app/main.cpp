@@ -31,6 +31,7 @@ const Subcommand kSubcommands[] = {
     {"predict", "segment the liver in a CT with UNet and/or UNet3+", liverseg::app::runPredict},
     {"evaluate", "score predicted masks against references (Dice, surface distances in mm)", liverseg::app::runEvaluate},
     {"train", "train UNet or UNet3+ on a dataset folder (LiTS, MSD/nnU-Net, NIfTI pairs, 2D)", liverseg::app::runTrain},
+    {"finetune", "continue training a checkpoint on corrected cases (edited slices + replay)", liverseg::app::runFinetune},
 };
 
 void printUsage(std::ostream& out) {
