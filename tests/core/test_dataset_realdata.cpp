@@ -3,13 +3,16 @@
 #include "core/Dataset.h"
 #include "core/DatasetPicture.h"
 #include "core/Errors.h"
+#include "core/ImageIO.h"
 #include "core/SliceCache.h"
 #include "tests/support/TestSupport.h"
 
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <algorithm>
 #include <set>
+#include <vector>
 
 using namespace liverseg;
 namespace fs = std::filesystem;
@@ -63,6 +66,44 @@ private Q_SLOTS:
         std::size_t liver = 0;
         for (std::size_t z = 0; z < cache.caseAt(0).sliceCount(); ++z) liver += cache.caseAt(0).liverPixels(z);
         QCOMPARE(liver, std::size_t(38634));  // the README's liver voxel count, unchanged at 3 mm
+    }
+
+    // The bundled weights read HU through the window [-10, 150] HU as liver2d's grey 0-255
+    // (assets/models/MODEL_CARD.md). Anchor: the liver's median grey in liver2d, read back
+    // through that window, must be a liver HU of ct_totalseg_small (between its 10th and
+    // 90th percentile), so that the two kinds of input show the liver alike.
+    void liver2dGreyWindowMatchesRealLiverHu() {
+        const auto pictures = test::sharedData("liver2d");
+        const auto volume = test::sharedData("ct_totalseg_small");
+        if (!pictures || !volume) QSKIP("../shared/data/liver2d or ct_totalseg_small not present");
+        std::vector<double> grey;
+        for (const auto& entry : fs::directory_iterator(*pictures / "images")) {
+            const core::Picture image = core::readGreyPicture(entry.path());
+            const core::Picture mask = core::readGreyPicture(*pictures / "masks" / entry.path().filename());
+            for (std::size_t i = 0; i < image.pixels.size(); ++i) {
+                if (mask.pixels[i] >= 128) grey.push_back(image.pixels[i]);
+            }
+        }
+        const double lowHu = -10, highHu = 150;
+        const double medianGrey = percentile(grey, 0.5);
+        const double liverHuSeenInPictures = lowHu + medianGrey / 255.0 * (highHu - lowHu);
+
+        const core::LoadedCt ct = core::readCt(*volume / "ct.nii.gz");
+        const core::LabelMap labels = core::readLabelMapOnGrid(*volume / "labels117.nii.gz", ct.volume.geometry());
+        std::vector<double> liverHu;
+        for (std::size_t i = 0; i < labels.voxels().size(); ++i) {
+            if (labels.voxels()[i] == 5) liverHu.push_back(ct.volume.voxels()[i]);
+        }
+        const double p10 = percentile(liverHu, 0.1), p90 = percentile(liverHu, 0.9);
+        qInfo("liver2d liver median grey %.0f -> %.1f HU; ct_totalseg_small liver HU p10 %.0f, median %.0f, p90 %.0f",
+              medianGrey, liverHuSeenInPictures, p10, percentile(liverHu, 0.5), p90);
+        QVERIFY(liverHuSeenInPictures >= p10 && liverHuSeenInPictures <= p90);
+    }
+
+private:
+    static double percentile(std::vector<double> values, double fraction) {
+        std::sort(values.begin(), values.end());
+        return values[std::size_t(fraction * double(values.size() - 1))];
     }
 };
 
