@@ -112,6 +112,7 @@ FinetuneSettings settingsFromArguments(Arguments& arguments) {
     settings.training.augmentation.enabled = arguments.flag("--augment");
     settings.training.seed = std::uint64_t(arguments.integer("--seed", 1, 0, 2147483647));
     if (settings.freezeEncoder) settings.training.frozenPrefixes = {"dconv.", "down"};
+    settings.training.validateEveryEpoch = false;  // before and after are what it reports
     return settings;
 }
 
@@ -305,9 +306,10 @@ int runFinetune(Arguments& arguments) {
     std::cerr << "  Dice before: " << fixed(meanDice(*before), 4) << " on " << scoredOn << "\n";
     std::vector<nn::CaseDice> after;
     hooks.onEpoch = [&](const nn::EpochReport& report) {
-        after = report.cases;
-        std::cerr << "  epoch " << report.epoch << "/" << report.epochs << ": loss " << fixed(report.trainingLoss, 4)
-                  << ", Dice " << fixed(meanDice(report.cases), 4) << ", " << fixed(report.seconds, 1) << " s\n";
+        if (report.validationDice) after = report.cases;
+        std::cerr << "  epoch " << report.epoch << "/" << report.epochs << ": loss " << fixed(report.trainingLoss, 4);
+        if (report.validationDice) std::cerr << ", Dice " << fixed(*report.validationDice, 4);
+        std::cerr << ", " << fixed(report.seconds, 1) << " s\n";
     };
     if (trainer.run(hooks) == nn::TrainingEnd::Stopped) return stoppedExit();
 

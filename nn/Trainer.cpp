@@ -347,7 +347,8 @@ TrainingEnd Trainer::run(const TrainerHooks& hooks) {
         report.epochs = s.options.epochs;
         report.globalStep = s.globalStep;
         report.trainingLoss = s.epochLossSum / double(s.stepsPerEpoch);
-        if (!s.data.validation.empty()) {
+        const bool lastEpoch = s.epoch + 1 == s.options.epochs;
+        if (!s.data.validation.empty() && (s.options.validateEveryEpoch || lastEpoch)) {
             auto cases = validate(stop);
             if (!cases) return TrainingEnd::Stopped;  // the epoch's validation is redone on resume
             report.cases = std::move(*cases);

@@ -86,6 +86,8 @@ struct TrainingOptions {
     // are (as in eval mode), so samples of a batch no longer interact: for tiny batches, and
     // what makes N data-parallel ranks compute exactly one process's gradient.
     bool frozenBatchNorm = false;
+    // false: validate only after the last epoch (fine-tuning scores before and after).
+    bool validateEveryEpoch = true;
     int rank = 0;
     int worldSize = 1;
 
