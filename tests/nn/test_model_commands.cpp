@@ -6,6 +6,7 @@
 #include "nn/Checkpoint.h"
 #include "tests/support/TestSupport.h"
 
+#include <QElapsedTimer>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -104,6 +105,37 @@ private Q_SLOTS:
         const test::ProcessResult only = test::runLiverseg(onlyEdited << "--only-edited-slices");
         QVERIFY2(only.exitCode == 0, qPrintable(only.err));
         QVERIFY2(only.err.contains("5 slices of 1 case(s): 1 edited, 4 neighbours, 0 replay"), qPrintable(only.err));
+    }
+
+    void sigtermLeavesNothingBehind() {
+        QTemporaryDir dir;
+        const fs::path root = dir.path().toStdString();
+        test::writePhantomCases(root / "store", 1, 32, 6);
+        const fs::path parent = tinyCheckpoint(root, "unet", "parent");
+        const fs::path child = root / "child.pt";
+        QProcess process;
+        process.start(QString::fromUtf8(LIVERSEG_BINARY),
+                      {"finetune", "--weights", path(parent), "--data", path(root / "store"), "--out", path(child),
+                       "--epochs", "100000", "--threads", "1"});
+        QVERIFY(process.waitForStarted(10000));
+        QString err;
+        QElapsedTimer timer;
+        timer.start();
+        while (!err.contains("Dice before") && timer.elapsed() < 60000) {
+            process.waitForReadyRead(500);
+            err += QString::fromUtf8(process.readAllStandardError());
+        }
+        QVERIFY2(err.contains("Dice before"), qPrintable(err));
+        process.terminate();
+        QVERIFY(process.waitForFinished(60000));
+        err += QString::fromUtf8(process.readAllStandardError());
+        QCOMPARE(process.exitStatus(), QProcess::NormalExit);
+        QCOMPARE(process.exitCode(), 143);
+        QVERIFY2(err.contains("nothing was written"), qPrintable(err));
+        QVERIFY(!fs::exists(child));
+        for (const auto& entry : fs::directory_iterator(root)) {  // no temporary file left either
+            QVERIFY2(entry.path().filename().string().find("child") == std::string::npos, entry.path().c_str());
+        }
     }
 
     void freezeEncoderKeepsEveryEncoderTensorIncludingBatchNormStatistics() {
