@@ -226,6 +226,27 @@ private Q_SLOTS:
         }
     }
 
+    void bundledWeightsAreWhatTheirModelCardSays() {
+        const fs::path folder = fs::path(LIVERSEG_SOURCE_DIR) / "assets" / "models";
+        QVERIFY(fs::exists(folder / "MODEL_CARD.md"));
+        std::uintmax_t bytes = 0;
+        for (const std::string name : {"unet", "unet3plus"}) {
+            const fs::path file = folder / (name + ".pt");
+            QVERIFY2(fs::exists(file), file.c_str());
+            bytes += fs::file_size(file);
+            const nn::LoadedModel model = nn::loadCheckpoint(file);
+            QCOMPARE(nn::toString(model.info.config.architecture), name);
+            QCOMPARE(model.info.config.baseWidth, 16);
+            QCOMPARE(model.info.preprocessing.windowLowHu, -10.0);
+            QCOMPARE(model.info.preprocessing.windowHighHu, 150.0);
+            QCOMPARE(model.info.preprocessing.pixelSpacingMm, 3.0);
+            QCOMPARE(model.info.preprocessing.inputSize, 128);
+            QVERIFY(QString::fromStdString(model.info.training.data).contains("liver2d"));
+            QVERIFY(model.info.training.validationDice.has_value());
+        }
+        QVERIFY(bytes <= 40u * 1000u * 1000u);
+    }
+
     void predictRunsTheBundledModelsByDefault() {
         QTemporaryDir dir;
         const fs::path root = dir.path().toStdString();
