@@ -284,6 +284,11 @@ int runFinetune(Arguments& arguments) {
     }
 
     const SliceChoice choice = chooseSlices(settings, dataset, *cache, split);
+    if (choice.edited == 0) {
+        throw core::InputError(settings.data.string() +
+                               ": no edited slices (every training case's mask equals its prediction.nii.gz); nothing "
+                               "to fine-tune on");
+    }
     nn::TrainingData data = nn::makeTrainingData(cache, dataset, split);
     data.trainingSlices = choice.slices;
     std::cerr << "liverseg finetune: " << parent.info.config.describe() << " from " << settings.parent.string() << "\n"

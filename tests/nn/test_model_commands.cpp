@@ -105,6 +105,16 @@ private Q_SLOTS:
         const test::ProcessResult only = test::runLiverseg(onlyEdited << "--only-edited-slices");
         QVERIFY2(only.exitCode == 0, qPrintable(only.err));
         QVERIFY2(only.err.contains("5 slices of 1 case(s): 1 edited, 4 neighbours, 0 replay"), qPrintable(only.err));
+
+        // A case whose correction changed nothing gives one clear error, and no file.
+        fs::copy_file(root / "store" / "phantom0" / "liver.nii.gz", root / "store" / "phantom0" / "prediction.nii.gz",
+                      fs::copy_options::overwrite_existing);
+        QStringList unedited = arguments;
+        unedited[unedited.indexOf("--out") + 1] = path(root / "unedited.pt");
+        const test::ProcessResult nothing = test::runLiverseg(unedited);
+        QCOMPARE(nothing.exitCode, 2);
+        QVERIFY2(nothing.err.contains("no edited slices"), qPrintable(nothing.err));
+        QVERIFY(!fs::exists(root / "unedited.pt"));
     }
 
     void sigtermLeavesNothingBehind() {
