@@ -1,4 +1,5 @@
 #include "app/Commands.h"
+#include "app/TerminalProgress.h"
 #include "app/StopSignals.h"
 #include "core/Dataset.h"
 #include "core/Errors.h"
@@ -72,7 +73,6 @@ struct FinetuneSettings {
     fs::path parent;
     fs::path data;
     fs::path out;
-    int epochs = 5;
     bool freezeEncoder = false;
     bool onlyEdited = false;
     int neighbours = 2;
@@ -90,7 +90,7 @@ FinetuneSettings settingsFromArguments(Arguments& arguments) {
     settings.parent = arguments.required("--weights");
     settings.data = arguments.required("--data");
     settings.out = arguments.required("--out");
-    settings.epochs = arguments.integer("--epochs", 5, 1, 100000);
+    settings.training.epochs = arguments.integer("--epochs", 5, 1, 100000);
     settings.freezeEncoder = arguments.flag("--freeze-encoder");
     settings.onlyEdited = arguments.flag("--only-edited-slices");
     settings.neighbours = arguments.integer("--neighbours", 2, 0, 1000);
@@ -105,7 +105,6 @@ FinetuneSettings settingsFromArguments(Arguments& arguments) {
     settings.maskName = arguments.value("--mask-name").value_or("");
     if (const auto cache = arguments.value("--cache")) settings.cache = fs::path(*cache);
     settings.overwrite = arguments.flag("--overwrite");
-    settings.training.epochs = settings.epochs;
     settings.training.batchSize = arguments.integer("--batch", 4, 1, 4096);
     settings.training.learningRate = arguments.number("--lr", 1e-4);
     if (!(settings.training.learningRate > 0)) throw UsageError("finetune: --lr must be positive");
@@ -224,12 +223,6 @@ double meanDice(const std::vector<nn::CaseDice>& cases) {
     return cases.empty() ? 0 : sum / double(cases.size());
 }
 
-std::string fixed(double value, int digits) {
-    std::ostringstream out;
-    out << std::fixed << std::setprecision(digits) << value;
-    return out.str();
-}
-
 // A cache folder that is removed when the command ends, unless the user named one.
 struct CacheFolder {
     fs::path path;
@@ -323,7 +316,7 @@ int runFinetune(Arguments& arguments) {
                                      fingerprint(settings.parent) + ")";
     info.training.data = fs::absolute(dataset.root).lexically_normal().string() + " (" + core::toString(dataset.layout) +
                          ", " + std::to_string(split.training.size()) + " corrected case(s))";
-    info.training.epochs = settings.epochs;
+    info.training.epochs = settings.training.epochs;
     info.training.validationDice = meanDice(after);
     info.training.date = nn::currentUtcTime();
     info.training.notes = "fine-tuned on " + std::to_string(choice.edited) + " edited + " +

@@ -3,8 +3,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <iomanip>
+#include <sstream>
 
 namespace liverseg::app {
+
+std::string fixed(double value, int digits) {
+    std::ostringstream out;
+    out << std::fixed << std::setprecision(digits) << value;
+    return out.str();
+}
 
 TerminalProgress::TerminalProgress(std::string label)
     : label_(std::move(label)), enabled_(::isatty(STDERR_FILENO) == 1), started_(std::chrono::steady_clock::now()) {}

@@ -20,4 +20,7 @@ private:
     std::chrono::steady_clock::time_point started_;
 };
 
+// `value` with `digits` decimals ("0.9300"), for report lines.
+std::string fixed(double value, int digits);
+
 }  // namespace liverseg::app

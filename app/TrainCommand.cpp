@@ -120,12 +120,6 @@ double peakResidentMiB() {
     return double(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
-std::string fixed(double value, int digits) {
-    std::ostringstream out;
-    out << std::fixed << std::setprecision(digits) << value;
-    return out.str();
-}
-
 // Everything that defines a run; stored as train.json and inside resume.pt.
 struct RunSettings {
     fs::path data;

@@ -2,6 +2,7 @@
 // networks of tests/nn/reference run by benchmarks/eager_reference.py) on the same weights,
 // input and thread count, interleaved round by round because this machine is noisy; then
 // a whole-volume predict on a phantom. Prints a table and writes JSON.
+#include "benchmarks/BenchmarkSupport.h"
 #include "core/ImageIO.h"
 #include "core/LabelOps.h"
 #include "core/Phantom.h"
@@ -48,11 +49,7 @@ struct Settings {
     std::string out = "benchmark.json";
 };
 
-double median(std::vector<double> values) {
-    std::sort(values.begin(), values.end());
-    const std::size_t n = values.size();
-    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
+using benchmark::median;
 
 std::vector<std::string> splitList(const std::string& text) {
     std::vector<std::string> items;

@@ -3,6 +3,7 @@
 // (benchmarks/eager_training.py, its input already in memory) on the same initial weights,
 // batch shape and thread count, interleaved round by round because this machine is noisy.
 // Prints slices per second for both and their ratio, and writes JSON.
+#include "benchmarks/BenchmarkSupport.h"
 #include "core/Dataset.h"
 #include "core/ImageIO.h"
 #include "core/Phantom.h"
@@ -46,11 +47,7 @@ struct Settings {
     std::string out = "benchmark-training.json";
 };
 
-double median(std::vector<double> values) {
-    std::sort(values.begin(), values.end());
-    const std::size_t n = values.size();
-    return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
-}
+using benchmark::median;
 
 Settings parse(int argc, char** argv) {
     Settings s;
